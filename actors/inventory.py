@@ -1,0 +1,293 @@
+"""The inventory shard actor: a thin Ray shell around :class:`InventoryShard`.
+
+Each actor is the single owner of the SKUs hashed to it. It applies a batch of
+commands synchronously (no await between a check and its write, so no locks), then
+answers only once the batch's merged effects are committed to the database (group
+commit: whatever arrives while one transaction runs goes into the next).
+
+The database is the source of truth. The actor loads its state when it starts; if a
+write fails, the actor exits and Ray restarts it, reloading exactly what was committed,
+so memory is never ahead of what was acknowledged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections import deque
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import ray
+
+from hub.domain.inventory import InventoryShard, LevelView, ReservationStatus
+from hub.domain.inventory_ops import Follow, Op, Resolve, apply_all, unknown_orders
+from hub.domain.sharding import shard_of
+from hub.store.db import make_engine
+from hub.store.inventory_store import find_reservations, load_shard, write_changes
+
+log = logging.getLogger("orderhub.inventory")
+
+FAR_FUTURE = datetime(9999, 1, 1, tzinfo=UTC)
+
+
+def utcnow() -> datetime:
+    """The current time, zone-aware UTC."""
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class ShardTimings:
+    """How often a shard checks expiries and undecided holds."""
+
+    expiry_tick_s: float = 0.2
+    sweep_interval_s: float = 2.0
+    prepare_timeout_s: float = 10.0
+    overdue_grace_s: float = 5.0
+    keep_closed_s: float = 900.0
+
+
+class InventoryShardActor:
+    """Owns the stock of one shard of SKUs."""
+
+    def __init__(
+        self,
+        index: int,
+        count: int,
+        database_url: str,
+        peer_names: list[str],
+        namespace: str,
+        timings: ShardTimings | None = None,
+    ) -> None:
+        self.index = index
+        self.count = count
+        self._peer_names = peer_names
+        self._namespace = namespace
+        self._timings = timings or ShardTimings()
+        self._engine = make_engine(database_url, pool_size=2)
+        self.shard = InventoryShard()
+        state = load_shard(self._engine, index, count)
+        self.shard.restore(
+            skus=state.skus,
+            warehouses=state.warehouses,
+            levels=state.levels,
+            lines=state.lines,
+            reservations=state.reservations,
+        )
+        self._waiters: list[asyncio.Future[None]] = []
+        self._wake: asyncio.Event | None = None
+        self._feed: deque[tuple[int, LevelView]] = deque(maxlen=50_000)
+        self._feed_seq = 0
+        self._feed_changed: asyncio.Condition | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._peers: dict[int, Any] = {}
+        self.loaded_at = utcnow()
+        log.info(
+            "shard %d/%d loaded %d levels, %d live holds",
+            index,
+            count,
+            len(state.levels),
+            len(state.lines),
+        )
+
+    # ------------------------------------------------------------------ calls
+
+    async def apply(self, ops: list[Op]) -> list[object]:
+        """Apply a batch of commands; answer once their effects are durable."""
+        self._start()
+        unknown = unknown_orders(self.shard, ops)
+        if unknown:
+            found = await asyncio.to_thread(find_reservations, self._engine, unknown)
+            self.shard.remember(found)
+        results = apply_all(self.shard, ops, utcnow())
+        await self._durable()
+        return results
+
+    async def changes_since(self, after: int, timeout_s: float) -> tuple[int, list[LevelView]]:
+        """Levels changed (durably) after feed position ``after``; waits up to ``timeout_s``.
+
+        A negative ``after`` asks only for the current position, to watch from now on.
+        """
+        self._start()
+        assert self._feed_changed is not None
+        if after < 0:
+            return self._feed_seq, []
+        async with self._feed_changed:
+            if self._feed_seq <= after:
+                try:
+                    await asyncio.wait_for(
+                        self._feed_changed.wait_for(lambda: self._feed_seq > after), timeout_s
+                    )
+                except TimeoutError:
+                    return after, []
+            return self._feed_seq, [view for seq, view in self._feed if seq > after]
+
+    async def status(self) -> dict[str, Any]:
+        """Health and size of this shard."""
+        self._start()
+        return {
+            "index": self.index,
+            "count": self.count,
+            "pid": os.getpid(),
+            "levels": len(self.shard.levels),
+            "reservations": len(self.shard.reservations),
+            "loaded_at": self.loaded_at.isoformat(),
+        }
+
+    # ------------------------------------------------------------------ durability
+
+    def _start(self) -> None:
+        if self._tasks:
+            return
+        self._wake = asyncio.Event()
+        self._feed_changed = asyncio.Condition()
+        loop = asyncio.get_running_loop()
+        self._tasks = [
+            loop.create_task(self._flush_forever()),
+            loop.create_task(self._expire_forever()),
+            loop.create_task(self._sweep_forever()),
+        ]
+
+    async def _durable(self) -> None:
+        """Wait until every change made so far is committed."""
+        assert self._wake is not None
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        self._wake.set()
+        await waiter
+
+    async def _flush_forever(self) -> None:
+        assert self._wake is not None
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            waiters, self._waiters = self._waiters, []
+            changes = self.shard.drain_changes()
+            if changes:
+                try:
+                    await asyncio.to_thread(write_changes, self._engine, changes)
+                except Exception:
+                    # Memory is now ahead of the database. Exit so Ray restarts this
+                    # shard from what was committed; nothing unwritten was acknowledged.
+                    log.exception("shard %d could not persist a batch; restarting", self.index)
+                    os._exit(70)
+                await self._publish([self.shard.view(lv) for lv in changes.levels.values()])
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
+
+    async def _publish(self, views: list[LevelView]) -> None:
+        assert self._feed_changed is not None
+        if not views:
+            return
+        async with self._feed_changed:
+            for view in views:
+                self._feed_seq += 1
+                self._feed.append((self._feed_seq, view))
+            self._feed_changed.notify_all()
+
+    # ------------------------------------------------------------------ timers
+
+    async def _expire_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self._timings.expiry_tick_s)
+            try:
+                expired = self.shard.expire_due(utcnow())
+                if not expired:
+                    continue
+                await self._durable()
+                log.info("shard %d expired %d holds", self.index, len(expired))
+                for reservation in expired:
+                    others = {shard_of(ln.sku, self.count) for ln in reservation.lines}
+                    others.discard(self.index)
+                    for other in others:
+                        follow = Follow(
+                            reservation.order_id,
+                            reservation.reservation_id,
+                            ReservationStatus.EXPIRED,
+                        )
+                        # Best effort: a shard that misses it resolves the line itself.
+                        self._peer(other).apply.remote([follow])
+            except Exception:
+                log.exception("shard %d expiry pass failed", self.index)
+
+    async def _sweep_forever(self) -> None:
+        first = True
+        while True:
+            await asyncio.sleep(0.5 if first else self._timings.sweep_interval_s)
+            try:
+                await self._sweep(first)
+                first = False
+            except Exception:
+                log.exception("shard %d sweep failed", self.index)
+
+    async def _sweep(self, first: bool) -> None:
+        """Settle lines waiting on another shard's decision; forget long-closed records."""
+        t = self._timings
+        now = utcnow()
+        waiting = self.shard.stale_prepared(now - timedelta(seconds=t.prepare_timeout_s))
+        waiting += self.shard.overdue_held(
+            FAR_FUTURE if first else now - timedelta(seconds=t.overdue_grace_s)
+        )
+        settled = 0
+        for order_id, reservation_id, primary_sku in waiting:
+            primary = shard_of(primary_sku, self.count)
+            resolve = Resolve(order_id, reservation_id)
+            if primary == self.index:
+                answer = (await self.apply([resolve]))[0]
+            else:
+                answer = (await self._peer(primary).apply.remote([resolve]))[0]
+            if not isinstance(answer, ReservationStatus):
+                continue
+            if self.shard.follow(order_id, reservation_id, answer, utcnow()):
+                settled += 1
+        if settled:
+            await self._durable()
+            log.info("shard %d settled %d undecided holds", self.index, settled)
+        self.shard.prune(now - timedelta(seconds=t.keep_closed_s))
+
+    def _peer(self, index: int) -> Any:
+        handle = self._peers.get(index)
+        if handle is None:
+            handle = ray.get_actor(self._peer_names[index], namespace=self._namespace)
+            self._peers[index] = handle
+        return handle
+
+
+def shard_names(count: int, prefix: str = "orderhub-inventory") -> list[str]:
+    """The Ray actor names of a deployment's inventory shards."""
+    return [f"{prefix}-{i}-of-{count}" for i in range(count)]
+
+
+def start_shards(
+    count: int,
+    database_url: str,
+    *,
+    namespace: str,
+    detached: bool = False,
+    timings: ShardTimings | None = None,
+) -> list[Any]:
+    """Create (or find) the inventory shard actors and wait until each has loaded."""
+    names = shard_names(count)
+    remote_cls = ray.remote(InventoryShardActor)
+    handles = []
+    for index, name in enumerate(names):
+        options: dict[str, Any] = {
+            "name": name,
+            "namespace": namespace,
+            "num_cpus": 0,
+            "max_restarts": -1,
+            "max_concurrency": 10_000,
+            "get_if_exists": True,
+        }
+        if detached:
+            options["lifetime"] = "detached"
+        handles.append(
+            remote_cls.options(**options).remote(
+                index, count, database_url, names, namespace, timings
+            )
+        )
+    ray.get([h.status.remote() for h in handles])
+    return handles

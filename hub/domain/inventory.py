@@ -1,0 +1,743 @@
+"""Stock of one inventory shard: levels, holds and reservations, in plain Python.
+
+A shard is the single owner of the SKUs hashed to it. Every operation checks and
+changes state synchronously, so the actor that wraps a shard never needs a lock:
+there is no await between a check and the write it guards.
+
+A reservation whose lines all belong to one shard is decided by that shard alone.
+A reservation spanning shards is a two-phase commit: the other shards *prepare*
+their lines (held, but undecided), then the *primary* shard — the owner of the
+order's smallest SKU — records the decision. The primary owns the reservation
+record, its expiry, commit and release; the other shards follow its decisions.
+
+Every change is recorded for the persistence shell (:meth:`InventoryShard.drain_changes`);
+the shard itself does no I/O.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+
+class LineStatus(StrEnum):
+    """State of one held line."""
+
+    PREPARED = "PREPARED"
+    HELD = "HELD"
+    RELEASED = "RELEASED"
+    COMMITTED = "COMMITTED"
+    EXPIRED = "EXPIRED"
+    ABORTED = "ABORTED"
+
+
+class ReservationStatus(StrEnum):
+    """State of a reservation as decided by its primary shard."""
+
+    HELD = "HELD"
+    RELEASED = "RELEASED"
+    COMMITTED = "COMMITTED"
+    EXPIRED = "EXPIRED"
+    ABORTED = "ABORTED"
+
+
+ACTIVE_LINE = frozenset({LineStatus.PREPARED, LineStatus.HELD})
+_DECISION_TO_LINE = {
+    ReservationStatus.HELD: LineStatus.HELD,
+    ReservationStatus.RELEASED: LineStatus.RELEASED,
+    ReservationStatus.COMMITTED: LineStatus.COMMITTED,
+    ReservationStatus.EXPIRED: LineStatus.EXPIRED,
+    ReservationStatus.ABORTED: LineStatus.ABORTED,
+}
+
+
+class LedgerKind(StrEnum):
+    """Why on-hand stock changed."""
+
+    SET = "SET"
+    COMMIT = "COMMIT"
+
+
+# --------------------------------------------------------------------------- errors
+
+
+class InventoryError(Exception):
+    """A request the inventory refuses; carries the field or SKU at fault."""
+
+    field: str = ""
+
+    def __init__(self, message: str, *, field: str = "") -> None:
+        super().__init__(message)
+        self.field = field
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (self.__class__, (str(self),), {"field": self.field})
+
+
+class InvalidRequest(InventoryError):
+    """The request is malformed (empty id, non-positive quantity, negative count)."""
+
+
+class UnknownSku(InventoryError):
+    """The SKU is not in the master data."""
+
+
+class UnknownWarehouse(InventoryError):
+    """The warehouse is not in the master data."""
+
+
+class InsufficientStock(InventoryError):
+    """Not enough available stock for a line; nothing was held."""
+
+
+class ReservationNotFound(InventoryError):
+    """No reservation for the order."""
+
+
+class ReservationClosed(InventoryError):
+    """The reservation can no longer change the way asked (e.g. commit after expiry)."""
+
+
+class ReservationConflict(InventoryError):
+    """Another attempt at the same order's reservation is under way; retry."""
+
+
+# --------------------------------------------------------------------------- values
+
+
+@dataclass(frozen=True, slots=True)
+class LineRequest:
+    """One line to hold: ``warehouse_id`` empty lets the shard choose."""
+
+    line_no: int
+    sku: str
+    quantity: int
+    warehouse_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ReservedLine:
+    """One line of a reservation, with the warehouse it is held in."""
+
+    line_no: int
+    sku: str
+    warehouse_id: str
+    quantity: int
+
+
+@dataclass(slots=True)
+class Level:
+    """Stock of one SKU in one warehouse."""
+
+    sku: str
+    warehouse_id: str
+    on_hand: int = 0
+    reserved: int = 0
+    safety_stock: int | None = None  # per-warehouse override of the SKU's safety stock
+
+
+@dataclass(slots=True)
+class HoldLine:
+    """A line held by this shard for an order."""
+
+    order_id: str
+    reservation_id: str
+    line_no: int
+    sku: str
+    warehouse_id: str
+    quantity: int
+    status: LineStatus
+    primary_sku: str
+    expires_at: datetime
+    created_at: datetime
+    closed_at: datetime | None = None
+
+
+@dataclass(slots=True)
+class Reservation:
+    """The decision record of a reservation, owned by its primary shard."""
+
+    reservation_id: str
+    order_id: str
+    status: ReservationStatus
+    primary_sku: str
+    lines: tuple[ReservedLine, ...]
+    expires_at: datetime
+    created_at: datetime
+    closed_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerEntry:
+    """An append-only record of an on-hand change."""
+
+    sku: str
+    warehouse_id: str
+    kind: LedgerKind
+    on_hand_delta: int
+    on_hand_after: int
+    occurred_at: datetime
+    order_id: str = ""
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class LevelView:
+    """A level as answered to callers, with ATP computed."""
+
+    sku: str
+    warehouse_id: str
+    on_hand: int
+    reserved: int
+    safety_stock: int
+    available: int
+
+
+@dataclass(slots=True)
+class Changes:
+    """Snapshots of what changed since the last drain, merged per key."""
+
+    levels: dict[tuple[str, str], Level] = field(default_factory=dict)
+    lines: dict[tuple[str, int], HoldLine] = field(default_factory=dict)
+    reservations: dict[str, Reservation] = field(default_factory=dict)
+    ledger: list[LedgerEntry] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.levels or self.lines or self.reservations or self.ledger)
+
+
+# --------------------------------------------------------------------------- the shard
+
+
+class InventoryShard:
+    """In-memory stock of the SKUs one shard owns."""
+
+    def __init__(self) -> None:
+        self.sku_safety: dict[str, int] = {}
+        self.warehouses: set[str] = set()
+        self.levels: dict[tuple[str, str], Level] = {}
+        self._levels_by_sku: dict[str, list[Level]] = {}
+        self.lines: dict[str, list[HoldLine]] = {}
+        self.reservations: dict[str, Reservation] = {}
+        self._expiry_heap: list[tuple[datetime, str]] = []
+        self._dirty_levels: set[tuple[str, str]] = set()
+        self._dirty_lines: set[tuple[str, int]] = set()
+        self._dirty_reservations: set[str] = set()
+        self._ledger: list[LedgerEntry] = []
+
+    # ----------------------------------------------------------------- master data
+
+    def upsert_sku(self, sku: str, safety_stock: int) -> None:
+        """Learn a SKU (or its new safety stock); levels' ATP changes with it."""
+        self.sku_safety[sku] = safety_stock
+        for level in self._levels_by_sku.get(sku, ()):
+            self._dirty_levels.add((level.sku, level.warehouse_id))
+
+    def upsert_warehouse(self, warehouse_id: str) -> None:
+        """Learn a warehouse."""
+        self.warehouses.add(warehouse_id)
+
+    # ----------------------------------------------------------------- reading
+
+    def view(self, level: Level) -> LevelView:
+        """Return a level with its available-to-promise."""
+        safety = self._safety(level)
+        return LevelView(
+            sku=level.sku,
+            warehouse_id=level.warehouse_id,
+            on_hand=level.on_hand,
+            reserved=level.reserved,
+            safety_stock=safety,
+            available=max(0, level.on_hand - level.reserved - safety),
+        )
+
+    def availability(self, sku: str, warehouse_ids: Sequence[str] = ()) -> list[LevelView]:
+        """Levels of a SKU, optionally restricted to some warehouses, by warehouse id."""
+        self._require_sku(sku)
+        wanted = set(warehouse_ids)
+        levels = self._levels_by_sku.get(sku, [])
+        return sorted(
+            (self.view(lv) for lv in levels if not wanted or lv.warehouse_id in wanted),
+            key=lambda v: v.warehouse_id,
+        )
+
+    def available(self, sku: str, warehouse_id: str) -> int:
+        """Available-to-promise of one SKU in one warehouse."""
+        level = self.levels.get((sku, warehouse_id))
+        return 0 if level is None else self._atp(level)
+
+    def reservation(self, order_id: str) -> Reservation | None:
+        """The reservation this shard owns for an order, if any."""
+        return self.reservations.get(order_id)
+
+    def lines_of(self, order_id: str) -> list[HoldLine]:
+        """The lines this shard holds (or held) for an order."""
+        return list(self.lines.get(order_id, ()))
+
+    # ----------------------------------------------------------------- stock counts
+
+    def set_stock(
+        self,
+        sku: str,
+        warehouse_id: str,
+        on_hand: int,
+        now: datetime,
+        *,
+        safety_stock: int | None = None,
+        reason: str = "",
+    ) -> LevelView:
+        """Set the absolute on-hand count, as from a stock take; the delta is ledgered."""
+        self._require_sku(sku)
+        self._require_warehouse(warehouse_id)
+        if on_hand < 0:
+            raise InvalidRequest(f"on_hand must not be negative, got {on_hand}", field="on_hand")
+        if safety_stock is not None and safety_stock < 0:
+            raise InvalidRequest("safety_stock must not be negative", field="safety_stock")
+        level = self._level(sku, warehouse_id)
+        delta = on_hand - level.on_hand
+        level.on_hand = on_hand
+        if safety_stock is not None:
+            level.safety_stock = safety_stock
+        self._dirty_levels.add((sku, warehouse_id))
+        if delta:
+            self._ledger.append(
+                LedgerEntry(sku, warehouse_id, LedgerKind.SET, delta, on_hand, now, reason=reason)
+            )
+        return self.view(level)
+
+    # ----------------------------------------------------------------- reserving
+
+    def reserve(
+        self,
+        *,
+        order_id: str,
+        reservation_id: str,
+        lines: Sequence[LineRequest],
+        expires_at: datetime,
+        now: datetime,
+        remote_lines: Sequence[ReservedLine] = (),
+        primary_sku: str = "",
+    ) -> Reservation:
+        """Hold ``lines`` and record the reservation; the primary shard's decision.
+
+        ``remote_lines`` are lines other shards have already prepared for this attempt.
+        Idempotent: an order that already has a live or closed reservation gets it back.
+        """
+        existing = self.reservations.get(order_id)
+        if existing is not None and existing.status is not ReservationStatus.ABORTED:
+            return existing
+        if existing is not None and existing.reservation_id == reservation_id:
+            raise ReservationClosed(
+                f"reservation attempt for order {order_id} was aborted", field="order_id"
+            )
+        held = self._hold(
+            order_id=order_id,
+            reservation_id=reservation_id,
+            lines=lines,
+            status=LineStatus.HELD,
+            primary_sku=primary_sku or _primary_sku(lines, remote_lines),
+            expires_at=expires_at,
+            now=now,
+        )
+        all_lines = tuple(
+            sorted(
+                [ReservedLine(h.line_no, h.sku, h.warehouse_id, h.quantity) for h in held]
+                + list(remote_lines),
+                key=lambda rl: rl.line_no,
+            )
+        )
+        reservation = Reservation(
+            reservation_id=reservation_id,
+            order_id=order_id,
+            status=ReservationStatus.HELD,
+            primary_sku=primary_sku or _primary_sku(lines, remote_lines),
+            lines=all_lines,
+            expires_at=expires_at,
+            created_at=now,
+        )
+        self.reservations[order_id] = reservation
+        self._dirty_reservations.add(order_id)
+        heapq.heappush(self._expiry_heap, (expires_at, order_id))
+        return reservation
+
+    def prepare(
+        self,
+        *,
+        order_id: str,
+        reservation_id: str,
+        lines: Sequence[LineRequest],
+        primary_sku: str,
+        expires_at: datetime,
+        now: datetime,
+    ) -> list[ReservedLine]:
+        """Hold lines for a reservation another shard will decide (phase one)."""
+        current = [h for h in self.lines.get(order_id, ()) if h.status in ACTIVE_LINE]
+        if current:
+            if current[0].reservation_id == reservation_id:
+                return [_reserved(h) for h in current]
+            raise ReservationConflict(
+                f"another reservation attempt for order {order_id} is under way",
+                field="order_id",
+            )
+        held = self._hold(
+            order_id=order_id,
+            reservation_id=reservation_id,
+            lines=lines,
+            status=LineStatus.PREPARED,
+            primary_sku=primary_sku,
+            expires_at=expires_at,
+            now=now,
+        )
+        return [_reserved(h) for h in held]
+
+    def _hold(
+        self,
+        *,
+        order_id: str,
+        reservation_id: str,
+        lines: Sequence[LineRequest],
+        status: LineStatus,
+        primary_sku: str,
+        expires_at: datetime,
+        now: datetime,
+    ) -> list[HoldLine]:
+        """Check every line against ATP, then hold all of them, or raise and hold none."""
+        if not lines:
+            raise InvalidRequest("a reservation needs at least one line", field="lines")
+        wanted: dict[tuple[str, str], int] = {}
+        chosen: list[tuple[LineRequest, str]] = []
+        for line in lines:
+            if line.quantity <= 0:
+                raise InvalidRequest(
+                    f"quantity must be positive, got {line.quantity} for SKU {line.sku}",
+                    field="lines.quantity",
+                )
+            self._require_sku(line.sku)
+            if line.warehouse_id:
+                self._require_warehouse(line.warehouse_id)
+                warehouse_id = line.warehouse_id
+            else:
+                warehouse_id = self._choose_warehouse(line.sku, line.quantity, wanted)
+            key = (line.sku, warehouse_id)
+            need = wanted.get(key, 0) + line.quantity
+            have = self.available(line.sku, warehouse_id)
+            if need > have:
+                raise InsufficientStock(
+                    f"not enough stock of SKU {line.sku} in warehouse {warehouse_id}: "
+                    f"wanted {need}, available {have}",
+                    field=line.sku,
+                )
+            wanted[key] = need
+            chosen.append((line, warehouse_id))
+        # Every line fits: apply them all. Nothing above has changed state.
+        previous = [h for h in self.lines.get(order_id, ()) if h.status not in ACTIVE_LINE]
+        held: list[HoldLine] = []
+        for line, warehouse_id in chosen:
+            level = self._level(line.sku, warehouse_id)
+            level.reserved += line.quantity
+            self._dirty_levels.add((line.sku, warehouse_id))
+            hold = HoldLine(
+                order_id=order_id,
+                reservation_id=reservation_id,
+                line_no=line.line_no,
+                sku=line.sku,
+                warehouse_id=warehouse_id,
+                quantity=line.quantity,
+                status=status,
+                primary_sku=primary_sku,
+                expires_at=expires_at,
+                created_at=now,
+            )
+            held.append(hold)
+            self._dirty_lines.add((order_id, line.line_no))
+        replaced = {h.line_no for h in held}
+        self.lines[order_id] = [h for h in previous if h.line_no not in replaced] + held
+        return held
+
+    def _choose_warehouse(self, sku: str, quantity: int, wanted: dict[tuple[str, str], int]) -> str:
+        """The warehouse with the most stock left that can serve the whole line."""
+        best: tuple[int, str] | None = None
+        for level in self._levels_by_sku.get(sku, ()):
+            left = self._atp(level) - wanted.get((sku, level.warehouse_id), 0)
+            if left >= quantity and (
+                best is None or (left, level.warehouse_id) > (best[0], best[1])
+            ):
+                best = (left, level.warehouse_id)
+        if best is None:
+            total = sum(self._atp(lv) for lv in self._levels_by_sku.get(sku, ()))
+            raise InsufficientStock(
+                f"no warehouse has {quantity} of SKU {sku} available (total available {total})",
+                field=sku,
+            )
+        return best[1]
+
+    # ----------------------------------------------------------------- decisions
+
+    def release(self, order_id: str, now: datetime) -> Reservation:
+        """Release a held reservation (primary); stock is available at once."""
+        reservation = self._owned(order_id)
+        if reservation.status is ReservationStatus.COMMITTED:
+            raise ReservationClosed(
+                f"reservation for order {order_id} is already committed", field="order_id"
+            )
+        if reservation.status is ReservationStatus.HELD:
+            self._decide(reservation, ReservationStatus.RELEASED, now)
+        return reservation
+
+    def commit(self, order_id: str, now: datetime) -> Reservation:
+        """Commit a held reservation (primary): the goods left the warehouse."""
+        reservation = self._owned(order_id)
+        if reservation.status in (ReservationStatus.RELEASED, ReservationStatus.EXPIRED):
+            raise ReservationClosed(
+                f"reservation for order {order_id} is {reservation.status.value.lower()}; "
+                "reserve again before committing",
+                field="order_id",
+            )
+        if reservation.status is ReservationStatus.HELD:
+            self._decide(reservation, ReservationStatus.COMMITTED, now)
+        return reservation
+
+    def expire_due(self, now: datetime) -> list[Reservation]:
+        """Expire every held reservation (owned here) whose hold has run out."""
+        expired: list[Reservation] = []
+        while self._expiry_heap and self._expiry_heap[0][0] <= now:
+            expires_at, order_id = heapq.heappop(self._expiry_heap)
+            reservation = self.reservations.get(order_id)
+            if (
+                reservation is None
+                or reservation.status is not ReservationStatus.HELD
+                or reservation.expires_at != expires_at
+            ):
+                continue
+            self._decide(reservation, ReservationStatus.EXPIRED, now)
+            expired.append(reservation)
+        return expired
+
+    def next_expiry(self) -> datetime | None:
+        """When the earliest live hold owned here runs out."""
+        while self._expiry_heap:
+            expires_at, order_id = self._expiry_heap[0]
+            reservation = self.reservations.get(order_id)
+            if reservation is not None and reservation.status is ReservationStatus.HELD:
+                return expires_at
+            heapq.heappop(self._expiry_heap)
+        return None
+
+    def resolve(self, order_id: str, reservation_id: str, now: datetime) -> ReservationStatus:
+        """The decision on a prepared attempt (primary); undecided attempts are aborted.
+
+        Presumed abort: an attempt with no decision by now will never get one, so
+        a tombstone is recorded and a late decision for it is refused.
+        """
+        reservation = self.reservations.get(order_id)
+        if reservation is not None and reservation.reservation_id == reservation_id:
+            return reservation.status
+        if reservation is None or reservation.status is ReservationStatus.ABORTED:
+            self.reservations[order_id] = Reservation(
+                reservation_id=reservation_id,
+                order_id=order_id,
+                status=ReservationStatus.ABORTED,
+                primary_sku="",
+                lines=(),
+                expires_at=now,
+                created_at=now,
+                closed_at=now,
+            )
+            self._dirty_reservations.add(order_id)
+        return ReservationStatus.ABORTED
+
+    def follow(
+        self, order_id: str, reservation_id: str, decision: ReservationStatus, now: datetime
+    ) -> list[ReservedLine]:
+        """Apply a primary's decision to the lines this shard holds for that attempt."""
+        target = _DECISION_TO_LINE[decision]
+        touched: list[ReservedLine] = []
+        for hold in self.lines.get(order_id, ()):
+            if hold.reservation_id != reservation_id:
+                continue
+            if self._move_line(hold, target, now):
+                touched.append(_reserved(hold))
+        return touched
+
+    def stale_prepared(self, older_than: datetime) -> list[tuple[str, str, str]]:
+        """Prepared attempts waiting for a decision since before ``older_than``.
+
+        Returns (order_id, reservation_id, primary_sku) per attempt.
+        """
+        stale: dict[tuple[str, str], str] = {}
+        for order_id, holds in self.lines.items():
+            for hold in holds:
+                if hold.status is LineStatus.PREPARED and hold.created_at < older_than:
+                    stale[(order_id, hold.reservation_id)] = hold.primary_sku
+        return [(o, r, p) for (o, r), p in stale.items()]
+
+    def overdue_held(self, older_than: datetime) -> list[tuple[str, str, str]]:
+        """Lines held for another shard's reservation well past their expiry."""
+        overdue: dict[tuple[str, str], str] = {}
+        for order_id, holds in self.lines.items():
+            for hold in holds:
+                if (
+                    hold.status is LineStatus.HELD
+                    and order_id not in self.reservations
+                    and hold.expires_at < older_than
+                ):
+                    overdue[(order_id, hold.reservation_id)] = hold.primary_sku
+        return [(o, r, p) for (o, r), p in overdue.items()]
+
+    def prune(self, closed_before: datetime) -> int:
+        """Forget reservations and lines closed before a time; the database keeps them."""
+        gone = 0
+        for order_id in [
+            o
+            for o, r in self.reservations.items()
+            if r.closed_at is not None and r.closed_at < closed_before
+        ]:
+            del self.reservations[order_id]
+            gone += 1
+        for order_id in [
+            o
+            for o, hs in self.lines.items()
+            if all(h.closed_at is not None and h.closed_at < closed_before for h in hs)
+        ]:
+            del self.lines[order_id]
+        return gone
+
+    def _decide(self, reservation: Reservation, decision: ReservationStatus, now: datetime) -> None:
+        reservation.status = decision
+        reservation.closed_at = None if decision is ReservationStatus.HELD else now
+        self._dirty_reservations.add(reservation.order_id)
+        self.follow(reservation.order_id, reservation.reservation_id, decision, now)
+
+    def _move_line(self, hold: HoldLine, target: LineStatus, now: datetime) -> bool:
+        if hold.status is target or hold.status not in ACTIVE_LINE:
+            return False
+        self._dirty_lines.add((hold.order_id, hold.line_no))
+        if target is LineStatus.HELD:
+            hold.status = target
+            return True
+        level = self._level(hold.sku, hold.warehouse_id)
+        level.reserved -= hold.quantity
+        if target is LineStatus.COMMITTED:
+            level.on_hand -= hold.quantity
+            self._ledger.append(
+                LedgerEntry(
+                    hold.sku,
+                    hold.warehouse_id,
+                    LedgerKind.COMMIT,
+                    -hold.quantity,
+                    level.on_hand,
+                    now,
+                    order_id=hold.order_id,
+                )
+            )
+        self._dirty_levels.add((hold.sku, hold.warehouse_id))
+        hold.status = target
+        hold.closed_at = now
+        return True
+
+    # ----------------------------------------------------------------- persistence
+
+    def drain_changes(self) -> Changes:
+        """Snapshots of everything changed since the last drain, for the shell to persist."""
+        changes = Changes(
+            levels={k: replace(self.levels[k]) for k in self._dirty_levels},
+            lines={k: replace(self._line(*k)) for k in self._dirty_lines},
+            reservations={k: replace(self.reservations[k]) for k in self._dirty_reservations},
+            ledger=self._ledger,
+        )
+        self._dirty_levels = set()
+        self._dirty_lines = set()
+        self._dirty_reservations = set()
+        self._ledger = []
+        return changes
+
+    def restore(
+        self,
+        *,
+        skus: Iterable[tuple[str, int]],
+        warehouses: Iterable[str],
+        levels: Iterable[Level],
+        lines: Iterable[HoldLine],
+        reservations: Iterable[Reservation],
+    ) -> None:
+        """Load persisted state (the database is the source of truth)."""
+        for sku, safety in skus:
+            self.sku_safety[sku] = safety
+        self.warehouses.update(warehouses)
+        for level in levels:
+            self.levels[(level.sku, level.warehouse_id)] = level
+            self._levels_by_sku.setdefault(level.sku, []).append(level)
+        for hold in lines:
+            self.lines.setdefault(hold.order_id, []).append(hold)
+        for reservation in reservations:
+            self.reservations[reservation.order_id] = reservation
+            if reservation.status is ReservationStatus.HELD:
+                heapq.heappush(self._expiry_heap, (reservation.expires_at, reservation.order_id))
+
+    def remember(self, reservations: Iterable[Reservation]) -> None:
+        """Add reservation records read back from the database, keeping newer ones in memory."""
+        for reservation in reservations:
+            if reservation.order_id in self.reservations:
+                continue
+            self.reservations[reservation.order_id] = reservation
+            if reservation.status is ReservationStatus.HELD:
+                heapq.heappush(self._expiry_heap, (reservation.expires_at, reservation.order_id))
+
+    # ----------------------------------------------------------------- helpers
+
+    def _owned(self, order_id: str) -> Reservation:
+        reservation = self.reservations.get(order_id)
+        if reservation is None or reservation.status is ReservationStatus.ABORTED:
+            raise ReservationNotFound(f"no reservation for order {order_id}", field="order_id")
+        return reservation
+
+    def _line(self, order_id: str, line_no: int) -> HoldLine:
+        for hold in self.lines[order_id]:
+            if hold.line_no == line_no:
+                return hold
+        raise KeyError((order_id, line_no))
+
+    def _level(self, sku: str, warehouse_id: str) -> Level:
+        level = self.levels.get((sku, warehouse_id))
+        if level is None:
+            level = Level(sku, warehouse_id)
+            self.levels[(sku, warehouse_id)] = level
+            self._levels_by_sku.setdefault(sku, []).append(level)
+        return level
+
+    def _safety(self, level: Level) -> int:
+        if level.safety_stock is not None:
+            return level.safety_stock
+        return self.sku_safety.get(level.sku, 0)
+
+    def _atp(self, level: Level) -> int:
+        return level.on_hand - level.reserved - self._safety(level)
+
+    def _require_sku(self, sku: str) -> None:
+        if sku not in self.sku_safety:
+            raise UnknownSku(f"unknown SKU {sku!r}", field="sku")
+
+    def _require_warehouse(self, warehouse_id: str) -> None:
+        if warehouse_id not in self.warehouses:
+            raise UnknownWarehouse(f"unknown warehouse {warehouse_id!r}", field="warehouse_id")
+
+
+def _reserved(hold: HoldLine) -> ReservedLine:
+    return ReservedLine(hold.line_no, hold.sku, hold.warehouse_id, hold.quantity)
+
+
+def _primary_sku(lines: Sequence[LineRequest], remote: Sequence[ReservedLine]) -> str:
+    return min([line.sku for line in lines] + [line.sku for line in remote])
+
+
+def primary_sku_of(skus: Iterable[str]) -> str:
+    """The SKU whose shard owns a reservation: the order's smallest SKU."""
+    return min(skus)
+
+
+def expiry(now: datetime, ttl_seconds: int) -> datetime:
+    """When a hold made now for ``ttl_seconds`` runs out."""
+    return now + timedelta(seconds=ttl_seconds)

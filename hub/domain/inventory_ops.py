@@ -1,0 +1,219 @@
+"""Commands a shard understands, each a small value that knows how to apply itself.
+
+The hub batches many commands for one shard into one actor call; the actor applies
+them in order, synchronously, then persists their merged effects once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from hub.domain.inventory import (
+    InventoryError,
+    InventoryShard,
+    LevelView,
+    LineRequest,
+    Reservation,
+    ReservationStatus,
+    ReservedLine,
+)
+
+
+class Op(Protocol):
+    """A command for one shard."""
+
+    def apply(self, shard: InventoryShard, now: datetime) -> object:
+        """Apply the command to the shard and return its answer."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Reserve:
+    """Hold lines and record the reservation (the primary's decision)."""
+
+    order_id: str
+    reservation_id: str
+    lines: tuple[LineRequest, ...]
+    expires_at: datetime
+    primary_sku: str
+    remote_lines: tuple[ReservedLine, ...] = ()
+
+    def apply(self, shard: InventoryShard, now: datetime) -> Reservation:
+        """See :meth:`InventoryShard.reserve`."""
+        return shard.reserve(
+            order_id=self.order_id,
+            reservation_id=self.reservation_id,
+            lines=self.lines,
+            expires_at=self.expires_at,
+            now=now,
+            remote_lines=self.remote_lines,
+            primary_sku=self.primary_sku,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Prepare:
+    """Hold lines for a reservation another shard decides."""
+
+    order_id: str
+    reservation_id: str
+    lines: tuple[LineRequest, ...]
+    expires_at: datetime
+    primary_sku: str
+
+    def apply(self, shard: InventoryShard, now: datetime) -> list[ReservedLine]:
+        """See :meth:`InventoryShard.prepare`."""
+        return shard.prepare(
+            order_id=self.order_id,
+            reservation_id=self.reservation_id,
+            lines=self.lines,
+            primary_sku=self.primary_sku,
+            expires_at=self.expires_at,
+            now=now,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Follow:
+    """Apply a primary's decision to this shard's lines of that attempt."""
+
+    order_id: str
+    reservation_id: str
+    decision: ReservationStatus
+
+    def apply(self, shard: InventoryShard, now: datetime) -> list[ReservedLine]:
+        """See :meth:`InventoryShard.follow`."""
+        return shard.follow(self.order_id, self.reservation_id, self.decision, now)
+
+
+@dataclass(frozen=True, slots=True)
+class Release:
+    """Release an order's reservation (primary)."""
+
+    order_id: str
+
+    def apply(self, shard: InventoryShard, now: datetime) -> Reservation:
+        """See :meth:`InventoryShard.release`."""
+        return shard.release(self.order_id, now)
+
+
+@dataclass(frozen=True, slots=True)
+class Commit:
+    """Commit an order's reservation (primary)."""
+
+    order_id: str
+
+    def apply(self, shard: InventoryShard, now: datetime) -> Reservation:
+        """See :meth:`InventoryShard.commit`."""
+        return shard.commit(self.order_id, now)
+
+
+@dataclass(frozen=True, slots=True)
+class GetReservation:
+    """Read an order's reservation (primary); None when there is none."""
+
+    order_id: str
+
+    def apply(self, shard: InventoryShard, now: datetime) -> Reservation | None:
+        """The reservation, or None."""
+        reservation = shard.reservation(self.order_id)
+        if reservation is None or reservation.status is ReservationStatus.ABORTED:
+            return None
+        return reservation
+
+
+@dataclass(frozen=True, slots=True)
+class Resolve:
+    """Ask the primary for the decision on a prepared attempt (presumed abort)."""
+
+    order_id: str
+    reservation_id: str
+
+    def apply(self, shard: InventoryShard, now: datetime) -> ReservationStatus:
+        """See :meth:`InventoryShard.resolve`."""
+        return shard.resolve(self.order_id, self.reservation_id, now)
+
+
+@dataclass(frozen=True, slots=True)
+class SetStock:
+    """Set an absolute on-hand count."""
+
+    sku: str
+    warehouse_id: str
+    on_hand: int
+    safety_stock: int | None = None
+    reason: str = ""
+
+    def apply(self, shard: InventoryShard, now: datetime) -> LevelView:
+        """See :meth:`InventoryShard.set_stock`."""
+        return shard.set_stock(
+            self.sku,
+            self.warehouse_id,
+            self.on_hand,
+            now,
+            safety_stock=self.safety_stock,
+            reason=self.reason,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Availability:
+    """Read a SKU's levels."""
+
+    sku: str
+    warehouse_ids: tuple[str, ...] = ()
+
+    def apply(self, shard: InventoryShard, now: datetime) -> list[LevelView]:
+        """See :meth:`InventoryShard.availability`."""
+        return shard.availability(self.sku, self.warehouse_ids)
+
+
+@dataclass(frozen=True, slots=True)
+class UpsertSku:
+    """Tell the owner a SKU exists (or its safety stock changed)."""
+
+    sku: str
+    safety_stock: int
+
+    def apply(self, shard: InventoryShard, now: datetime) -> None:
+        """See :meth:`InventoryShard.upsert_sku`."""
+        shard.upsert_sku(self.sku, self.safety_stock)
+
+
+@dataclass(frozen=True, slots=True)
+class UpsertWarehouse:
+    """Tell a shard a warehouse exists."""
+
+    warehouse_id: str
+
+    def apply(self, shard: InventoryShard, now: datetime) -> None:
+        """See :meth:`InventoryShard.upsert_warehouse`."""
+        shard.upsert_warehouse(self.warehouse_id)
+
+
+ORDER_OPS = (Reserve, Release, Commit, GetReservation, Resolve)
+
+
+def apply_all(shard: InventoryShard, ops: Sequence[Op], now: datetime) -> list[object]:
+    """Apply commands in order; a refused command answers its error, the rest go on."""
+    results: list[object] = []
+    for op in ops:
+        try:
+            results.append(op.apply(shard, now))
+        except InventoryError as err:
+            results.append(err)
+    return results
+
+
+def unknown_orders(shard: InventoryShard, ops: Sequence[Op]) -> list[str]:
+    """Orders named by commands whose reservation record is not in memory."""
+    return sorted(
+        {
+            op.order_id
+            for op in ops
+            if isinstance(op, ORDER_OPS) and shard.reservation(op.order_id) is None
+        }
+    )

@@ -1,0 +1,338 @@
+"""The hub's side of inventory: batching per shard and reservations across shards.
+
+Concurrent requests for the same shard ride one actor call (up to ``max_batch``
+commands, ``max_in_flight`` calls at a time per shard). A reservation whose SKUs live
+in one shard is a single command; one spanning shards is prepared on the other shards
+and decided by the primary shard (see :mod:`hub.domain.inventory`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+
+from sqlalchemy import Engine
+
+from hub.domain.inventory import (
+    InventoryError,
+    InvalidRequest,
+    LevelView,
+    LineRequest,
+    Reservation,
+    ReservationNotFound,
+    ReservationStatus,
+    ReservedLine,
+    primary_sku_of,
+)
+from hub.domain.inventory_ops import (
+    Availability,
+    Commit,
+    Follow,
+    GetReservation,
+    Op,
+    Prepare,
+    Release,
+    Reserve,
+    SetStock,
+    UpsertSku,
+    UpsertWarehouse,
+)
+from hub.domain.sharding import shard_of
+from hub.store.inventory_store import find_primary_sku
+
+log = logging.getLogger("orderhub.inventory")
+
+DEFAULT_TTL_SECONDS = 900
+MAX_TTL_SECONDS = 7 * 24 * 3600
+T = TypeVar("T")
+
+
+class ShardUnavailable(Exception):
+    """A shard actor failed during a call (it restarts); the request may be retried."""
+
+
+class ShardLink:
+    """Sends commands to one shard actor, many per call."""
+
+    def __init__(self, handle: Any, *, max_batch: int = 1000, max_in_flight: int = 2) -> None:
+        self.handle = handle
+        self._max_batch = max_batch
+        self._max_in_flight = max_in_flight
+        self._queue: list[tuple[Op, asyncio.Future[object]]] = []
+        self._in_flight = 0
+        self.calls = 0
+        self.ops = 0
+
+    async def call(self, op: Op) -> object:
+        """Send one command (batched with others) and return its answer or raise its error."""
+        future: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+        self._queue.append((op, future))
+        if self._in_flight < self._max_in_flight:
+            self._send()
+        result = await future
+        if isinstance(result, InventoryError):
+            raise result
+        return result
+
+    def _send(self) -> None:
+        batch = self._queue[: self._max_batch]
+        del self._queue[: self._max_batch]
+        self._in_flight += 1
+        self.calls += 1
+        self.ops += len(batch)
+        asyncio.get_running_loop().create_task(self._round_trip(batch))
+
+    async def _round_trip(self, batch: list[tuple[Op, asyncio.Future[object]]]) -> None:
+        try:
+            results = await self.handle.apply.remote([op for op, _ in batch])
+        except Exception as err:  # the actor died or could not be reached
+            log.warning("inventory shard call failed: %s", err)
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(ShardUnavailable(str(err)))
+        else:
+            for (_, future), result in zip(batch, results, strict=True):
+                if not future.done():
+                    future.set_result(result)
+        finally:
+            self._in_flight -= 1
+            if self._queue and self._in_flight < self._max_in_flight:
+                self._send()
+
+
+@dataclass(frozen=True, slots=True)
+class LineInput:
+    """A line as a caller asks for it."""
+
+    sku: str
+    quantity: int
+    warehouse_id: str = ""
+
+
+class Inventory:
+    """Reservations, stock counts and availability over the shard actors."""
+
+    def __init__(self, links: Sequence[ShardLink], engine: Engine) -> None:
+        self.links = list(links)
+        self._engine = engine
+        self._primaries: OrderedDict[str, str] = OrderedDict()
+        self._reserving: dict[str, asyncio.Future[None]] = {}
+
+    @property
+    def shard_count(self) -> int:
+        """How many shards own the SKUs."""
+        return len(self.links)
+
+    def link_for(self, sku: str) -> ShardLink:
+        """The link to the shard that owns ``sku``."""
+        return self.links[shard_of(sku, len(self.links))]
+
+    async def _call(self, link: ShardLink, op: Op, kind: type[T]) -> T:
+        result = await link.call(op)
+        assert isinstance(result, kind), f"{type(op).__name__} answered {type(result).__name__}"
+        return result
+
+    # ------------------------------------------------------------------ master data
+
+    async def register_sku(self, sku: str, safety_stock: int) -> None:
+        """Tell the owning shard about a SKU (after it is stored)."""
+        await self.link_for(sku).call(UpsertSku(sku, safety_stock))
+
+    async def register_warehouse(self, warehouse_id: str) -> None:
+        """Tell every shard about a warehouse (after it is stored)."""
+        await asyncio.gather(*(link.call(UpsertWarehouse(warehouse_id)) for link in self.links))
+
+    # ------------------------------------------------------------------ stock
+
+    async def set_stock(
+        self,
+        sku: str,
+        warehouse_id: str,
+        on_hand: int,
+        *,
+        safety_stock: int | None = None,
+        reason: str = "",
+    ) -> LevelView:
+        """Set an absolute on-hand count."""
+        op = SetStock(sku, warehouse_id, on_hand, safety_stock, reason)
+        return await self._call(self.link_for(sku), op, LevelView)
+
+    async def availability(self, sku: str, warehouse_ids: Sequence[str] = ()) -> list[LevelView]:
+        """Levels of a SKU per warehouse."""
+        result = await self.link_for(sku).call(Availability(sku, tuple(warehouse_ids)))
+        assert isinstance(result, list)
+        return result
+
+    async def watch(self, skus: Sequence[str] = ()) -> AsyncIterator[LevelView]:
+        """Yield level changes as they become durable, from now on."""
+        wanted = set(skus)
+        links = [self.link_for(s) for s in wanted] if wanted else self.links
+        queue: asyncio.Queue[LevelView] = asyncio.Queue(maxsize=10_000)
+
+        async def follow(link: ShardLink) -> None:
+            position, _ = await link.handle.changes_since.remote(-1, 0.0)
+            while True:
+                position, views = await link.handle.changes_since.remote(position, 5.0)
+                for view in views:
+                    if not wanted or view.sku in wanted:
+                        await queue.put(view)
+
+        tasks = [asyncio.create_task(follow(link)) for link in {id(x): x for x in links}.values()]
+        try:
+            while True:
+                yield await queue.get()
+        finally:
+            for task in tasks:
+                task.cancel()
+
+    # ------------------------------------------------------------------ reservations
+
+    async def reserve(
+        self, order_id: str, lines: Sequence[LineInput], ttl_seconds: int = 0
+    ) -> Reservation:
+        """Hold every line or none; the same order again gets the same reservation."""
+        if not order_id:
+            raise InvalidRequest("order_id is required", field="order_id")
+        if not lines:
+            raise InvalidRequest("at least one line is required", field="lines")
+        if ttl_seconds < 0 or ttl_seconds > MAX_TTL_SECONDS:
+            raise InvalidRequest(
+                f"ttl_seconds must be between 0 and {MAX_TTL_SECONDS}", field="ttl_seconds"
+            )
+        for line in lines:
+            if not line.sku:
+                raise InvalidRequest("every line needs a sku", field="lines.sku")
+            if line.quantity <= 0:
+                raise InvalidRequest(
+                    f"quantity must be positive, got {line.quantity} for SKU {line.sku}",
+                    field="lines.quantity",
+                )
+        # One attempt per order at a time in this process; duplicates wait, then get
+        # the idempotent answer.
+        while (pending := self._reserving.get(order_id)) is not None:
+            await asyncio.shield(pending)
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._reserving[order_id] = done
+        try:
+            return await self._reserve(order_id, lines, ttl_seconds or DEFAULT_TTL_SECONDS)
+        finally:
+            del self._reserving[order_id]
+            done.set_result(None)
+
+    async def _reserve(
+        self, order_id: str, lines: Sequence[LineInput], ttl_seconds: int
+    ) -> Reservation:
+        requests = [
+            LineRequest(n, line.sku, line.quantity, line.warehouse_id)
+            for n, line in enumerate(lines, start=1)
+        ]
+        primary_sku = primary_sku_of(r.sku for r in requests)
+        primary = self.link_for(primary_sku)
+        by_link: dict[int, list[LineRequest]] = {}
+        for request in requests:
+            by_link.setdefault(shard_of(request.sku, self.shard_count), []).append(request)
+        primary_index = shard_of(primary_sku, self.shard_count)
+        expires_at = datetime.now(UTC) + timedelta(seconds=ttl_seconds)
+        reservation_id = "rsv_" + uuid.uuid4().hex[:24]
+        own = tuple(by_link.pop(primary_index))
+        if not by_link:
+            reservation = await self._call(
+                primary,
+                Reserve(order_id, reservation_id, own, expires_at, primary_sku),
+                Reservation,
+            )
+            self._remember_primary(order_id, primary_sku)
+            return reservation
+
+        existing = await primary.call(GetReservation(order_id))
+        if isinstance(existing, Reservation):
+            return existing
+        others = {index: self.links[index] for index in by_link}
+        prepared = await asyncio.gather(
+            *(
+                self._call(
+                    others[index],
+                    Prepare(order_id, reservation_id, tuple(reqs), expires_at, primary_sku),
+                    list,
+                )
+                for index, reqs in by_link.items()
+            ),
+            return_exceptions=True,
+        )
+        failure = next((p for p in prepared if isinstance(p, BaseException)), None)
+        try:
+            if failure is not None:
+                raise failure
+            remote: tuple[ReservedLine, ...] = tuple(
+                line for part in prepared if isinstance(part, list) for line in part
+            )
+            reservation = await self._call(
+                primary,
+                Reserve(order_id, reservation_id, own, expires_at, primary_sku, remote),
+                Reservation,
+            )
+        except BaseException:
+            await self._tell(others.values(), Follow(order_id, reservation_id, _ABORTED))
+            raise
+        self._remember_primary(order_id, primary_sku)
+        if reservation.reservation_id == reservation_id:
+            await self._tell(others.values(), Follow(order_id, reservation_id, _HELD))
+        return reservation
+
+    async def release(self, order_id: str) -> Reservation:
+        """Release an order's hold; the stock is available again at once."""
+        return await self._decide(order_id, Release(order_id))
+
+    async def commit(self, order_id: str) -> Reservation:
+        """Commit an order's hold: on hand and reserved both drop."""
+        return await self._decide(order_id, Commit(order_id))
+
+    async def get_reservation(self, order_id: str) -> Reservation:
+        """An order's reservation."""
+        primary = await self._primary_link(order_id)
+        result = await primary.call(GetReservation(order_id))
+        if not isinstance(result, Reservation):
+            raise ReservationNotFound(f"no reservation for order {order_id}", field="order_id")
+        return result
+
+    async def _decide(self, order_id: str, op: Release | Commit) -> Reservation:
+        if not order_id:
+            raise InvalidRequest("order_id is required", field="order_id")
+        primary = await self._primary_link(order_id)
+        reservation = await self._call(primary, op, Reservation)
+        others = {id(link): link for ln in reservation.lines if (link := self.link_for(ln.sku))}
+        others.pop(id(primary), None)
+        if others:
+            follow = Follow(order_id, reservation.reservation_id, reservation.status)
+            await self._tell(others.values(), follow)
+        return reservation
+
+    async def _primary_link(self, order_id: str) -> ShardLink:
+        primary_sku = self._primaries.get(order_id)
+        if primary_sku is None:
+            primary_sku = await asyncio.to_thread(find_primary_sku, self._engine, order_id)
+        if primary_sku is None:
+            raise ReservationNotFound(f"no reservation for order {order_id}", field="order_id")
+        return self.link_for(primary_sku)
+
+    def _remember_primary(self, order_id: str, primary_sku: str) -> None:
+        self._primaries[order_id] = primary_sku
+        if len(self._primaries) > 200_000:
+            self._primaries.popitem(last=False)
+
+    async def _tell(self, links: Any, op: Op) -> None:
+        """Send a decision to shards; one that misses it settles the line on its own sweep."""
+        results = await asyncio.gather(*(link.call(op) for link in links), return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException):
+                log.warning("shard did not take %s: %s", type(op).__name__, result)
+
+
+_HELD = ReservationStatus.HELD
+_ABORTED = ReservationStatus.ABORTED

@@ -1,0 +1,222 @@
+"""Reading and writing inventory state: what a shard loads, and its group commits."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, Engine, Table, select
+from sqlalchemy.dialects import postgresql, sqlite
+
+from hub.domain.inventory import (
+    ACTIVE_LINE,
+    Changes,
+    HoldLine,
+    Level,
+    LineStatus,
+    Reservation,
+    ReservationStatus,
+    ReservedLine,
+)
+from hub.domain.sharding import shard_of
+from hub.store import schema
+
+
+@dataclass(slots=True)
+class ShardState:
+    """Everything a shard needs to rebuild itself after a start or a crash."""
+
+    skus: list[tuple[str, int]]
+    warehouses: list[str]
+    levels: list[Level]
+    lines: list[HoldLine]
+    reservations: list[Reservation]
+
+
+def load_shard(engine: Engine, index: int, count: int) -> ShardState:
+    """Load the SKUs, levels and live holds owned by shard ``index`` of ``count``."""
+
+    def mine(sku: str) -> bool:
+        return shard_of(sku, count) == index
+
+    with engine.connect() as conn:
+        skus = [
+            (r.sku, int(r.safety_stock))
+            for r in conn.execute(select(schema.skus.c.sku, schema.skus.c.safety_stock))
+            if mine(r.sku)
+        ]
+        warehouses = [r[0] for r in conn.execute(select(schema.warehouses.c.warehouse_id))]
+        levels = [
+            Level(r.sku, r.warehouse_id, int(r.on_hand), int(r.reserved), r.safety_stock)
+            for r in conn.execute(select(schema.stock_levels))
+            if mine(r.sku)
+        ]
+        active = [s.value for s in ACTIVE_LINE]
+        lines = [
+            _hold_line(r)
+            for r in conn.execute(
+                select(schema.reservation_lines).where(
+                    schema.reservation_lines.c.status.in_(active)
+                )
+            )
+            if mine(r.sku)
+        ]
+        reservations = [
+            _reservation(r)
+            for r in conn.execute(
+                select(schema.reservations).where(
+                    schema.reservations.c.status == ReservationStatus.HELD.value
+                )
+            )
+            if mine(r.primary_sku)
+        ]
+    # A held line whose reservation was decided while its shard was down follows the
+    # decision on the next resolve; its reserved units stay counted until then.
+    return ShardState(skus, warehouses, levels, lines, reservations)
+
+
+def find_reservations(engine: Engine, order_ids: Sequence[str]) -> list[Reservation]:
+    """Reservation records (any status) for these orders."""
+    if not order_ids:
+        return []
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(schema.reservations).where(schema.reservations.c.order_id.in_(order_ids))
+        )
+        return [_reservation(r) for r in rows]
+
+
+def find_primary_sku(engine: Engine, order_id: str) -> str | None:
+    """The primary SKU of an order's reservation, i.e. which shard decides it."""
+    with engine.connect() as conn:
+        value = conn.execute(
+            select(schema.reservations.c.primary_sku).where(
+                schema.reservations.c.order_id == order_id,
+                schema.reservations.c.status != ReservationStatus.ABORTED.value,
+            )
+        ).scalar()
+    return None if value is None else str(value)
+
+
+def write_changes(engine: Engine, changes: Changes) -> None:
+    """Persist one shard tick's merged changes in a single transaction."""
+    with engine.begin() as conn:
+        if changes.levels:
+            _upsert(
+                conn,
+                schema.stock_levels,
+                [
+                    {
+                        "sku": lv.sku,
+                        "warehouse_id": lv.warehouse_id,
+                        "on_hand": lv.on_hand,
+                        "reserved": lv.reserved,
+                        "safety_stock": lv.safety_stock,
+                    }
+                    for lv in changes.levels.values()
+                ],
+                keys=("sku", "warehouse_id"),
+            )
+        if changes.reservations:
+            _upsert(
+                conn,
+                schema.reservations,
+                [_reservation_row(r) for r in changes.reservations.values()],
+                keys=("order_id",),
+            )
+        if changes.lines:
+            _upsert(
+                conn,
+                schema.reservation_lines,
+                [_line_row(h) for h in changes.lines.values()],
+                keys=("order_id", "line_no"),
+            )
+        if changes.ledger:
+            conn.execute(
+                schema.stock_ledger.insert(),
+                [
+                    {
+                        "sku": e.sku,
+                        "warehouse_id": e.warehouse_id,
+                        "kind": e.kind.value,
+                        "on_hand_delta": e.on_hand_delta,
+                        "on_hand_after": e.on_hand_after,
+                        "order_id": e.order_id,
+                        "reason": e.reason,
+                        "occurred_at": e.occurred_at,
+                    }
+                    for e in changes.ledger
+                ],
+            )
+
+
+def _upsert(conn: Connection, table: Table, rows: list[dict[str, Any]], keys: Iterable[str]) -> None:
+    """Insert rows, or update them where the key exists (one statement, many rows)."""
+    keys = tuple(keys)
+    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    stmt = insert(table)
+    updates = {c: stmt.excluded[c] for c in rows[0] if c not in keys}
+    conn.execute(stmt.on_conflict_do_update(index_elements=list(keys), set_=updates), rows)
+
+
+def _reservation_row(r: Reservation) -> dict[str, Any]:
+    return {
+        "order_id": r.order_id,
+        "reservation_id": r.reservation_id,
+        "status": r.status.value,
+        "primary_sku": r.primary_sku,
+        "lines": json.dumps(
+            [[ln.line_no, ln.sku, ln.warehouse_id, ln.quantity] for ln in r.lines],
+            separators=(",", ":"),
+        ),
+        "expires_at": r.expires_at,
+        "created_at": r.created_at,
+        "closed_at": r.closed_at,
+    }
+
+
+def _line_row(h: HoldLine) -> dict[str, Any]:
+    return {
+        "order_id": h.order_id,
+        "line_no": h.line_no,
+        "reservation_id": h.reservation_id,
+        "sku": h.sku,
+        "warehouse_id": h.warehouse_id,
+        "quantity": h.quantity,
+        "status": h.status.value,
+        "primary_sku": h.primary_sku,
+        "expires_at": h.expires_at,
+        "created_at": h.created_at,
+        "closed_at": h.closed_at,
+    }
+
+
+def _reservation(r: Any) -> Reservation:
+    return Reservation(
+        reservation_id=r.reservation_id,
+        order_id=r.order_id,
+        status=ReservationStatus(r.status),
+        primary_sku=r.primary_sku,
+        lines=tuple(ReservedLine(int(a), b, c, int(d)) for a, b, c, d in json.loads(r.lines)),
+        expires_at=r.expires_at,
+        created_at=r.created_at,
+        closed_at=r.closed_at,
+    )
+
+
+def _hold_line(r: Any) -> HoldLine:
+    return HoldLine(
+        order_id=r.order_id,
+        reservation_id=r.reservation_id,
+        line_no=int(r.line_no),
+        sku=r.sku,
+        warehouse_id=r.warehouse_id,
+        quantity=int(r.quantity),
+        status=LineStatus(r.status),
+        primary_sku=r.primary_sku,
+        expires_at=r.expires_at,
+        created_at=r.created_at,
+        closed_at=r.closed_at,
+    )

@@ -1,0 +1,136 @@
+"""Master data: warehouses, SKUs and platform SKU mappings, the same on every path."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Engine, select
+from sqlalchemy.dialects import postgresql, sqlite
+
+from hub.store import schema
+
+
+@dataclass(frozen=True, slots=True)
+class Warehouse:
+    """A warehouse as stored."""
+
+    warehouse_id: str
+    name: str
+    province: str
+    city: str
+    daily_capacity: int
+    district: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Sku:
+    """A SKU as stored."""
+
+    sku: str
+    name: str
+    category: str
+    weight_grams: int
+    safety_stock: int
+
+
+@dataclass(frozen=True, slots=True)
+class PlatformSku:
+    """A platform SKU code of one shop, mapped to an internal SKU."""
+
+    platform: str
+    shop_id: str
+    platform_sku: str
+    sku: str
+
+
+class MasterData:
+    """Reads and writes master data in the database."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def upsert_warehouse(self, w: Warehouse) -> Warehouse:
+        """Create or update a warehouse."""
+        row = {
+            "warehouse_id": w.warehouse_id,
+            "name": w.name,
+            "province": w.province,
+            "city": w.city,
+            "district": w.district,
+            "daily_capacity": w.daily_capacity,
+            "updated_at": datetime.now(UTC),
+        }
+        self._upsert(schema.warehouses, row, ("warehouse_id",))
+        return w
+
+    def upsert_sku(self, s: Sku) -> Sku:
+        """Create or update a SKU."""
+        row = {
+            "sku": s.sku,
+            "name": s.name,
+            "category": s.category,
+            "weight_grams": s.weight_grams,
+            "safety_stock": s.safety_stock,
+            "updated_at": datetime.now(UTC),
+        }
+        self._upsert(schema.skus, row, ("sku",))
+        return s
+
+    def map_platform_sku(self, m: PlatformSku) -> PlatformSku:
+        """Map a platform SKU code to an internal SKU (replacing an older mapping)."""
+        row = {
+            "platform": m.platform,
+            "shop_id": m.shop_id,
+            "platform_sku": m.platform_sku,
+            "sku": m.sku,
+            "updated_at": datetime.now(UTC),
+        }
+        self._upsert(schema.platform_skus, row, ("platform", "shop_id", "platform_sku"))
+        return m
+
+    def warehouses(self) -> list[Warehouse]:
+        """Every warehouse, by id."""
+        t = schema.warehouses
+        with self._engine.connect() as conn:
+            rows = conn.execute(select(t).order_by(t.c.warehouse_id))
+            return [
+                Warehouse(
+                    r.warehouse_id, r.name, r.province, r.city, int(r.daily_capacity), r.district
+                )
+                for r in rows
+            ]
+
+    def sku(self, sku: str) -> Sku | None:
+        """One SKU, or None."""
+        t = schema.skus
+        with self._engine.connect() as conn:
+            r = conn.execute(select(t).where(t.c.sku == sku)).first()
+        if r is None:
+            return None
+        return Sku(r.sku, r.name, r.category, int(r.weight_grams), int(r.safety_stock))
+
+    def resolve_platform_sku(self, platform: str, shop_id: str, platform_sku: str) -> str | None:
+        """The internal SKU a platform SKU code maps to, or None."""
+        t = schema.platform_skus
+        with self._engine.connect() as conn:
+            value = conn.execute(
+                select(t.c.sku).where(
+                    t.c.platform == platform,
+                    t.c.shop_id == shop_id,
+                    t.c.platform_sku == platform_sku,
+                )
+            ).scalar()
+        return None if value is None else str(value)
+
+    def _upsert(self, table: schema.Table, row: dict[str, Any], keys: tuple[str, ...]) -> None:
+        with self._engine.begin() as conn:
+            insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+            stmt = insert(table).values(**row)
+            conn.execute(
+                stmt.on_conflict_do_update(
+                    index_elements=list(keys),
+                    set_={k: v for k, v in row.items() if k not in keys},
+                )
+            )

@@ -1,0 +1,144 @@
+"""The database tables: the source of truth that actors rebuild their state from."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp stored as naive UTC and read back as an aware UTC datetime."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes are not stored; use an aware UTC time")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        assert isinstance(value, datetime)
+        return value.replace(tzinfo=UTC)
+
+
+Id = BigInteger().with_variant(Integer(), "sqlite")
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+warehouses = Table(
+    "warehouses",
+    metadata,
+    Column("warehouse_id", String(64), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("province", String(64), nullable=False),
+    Column("city", String(64), nullable=False),
+    Column("district", String(64), nullable=False, default=""),
+    Column("daily_capacity", Integer, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+skus = Table(
+    "skus",
+    metadata,
+    Column("sku", String(64), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("category", String(100), nullable=False),
+    Column("weight_grams", Integer, nullable=False),
+    Column("safety_stock", BigInteger, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+platform_skus = Table(
+    "platform_skus",
+    metadata,
+    Column("platform", String(32), primary_key=True),
+    Column("shop_id", String(64), primary_key=True),
+    Column("platform_sku", String(128), primary_key=True),
+    Column("sku", String(64), ForeignKey("skus.sku"), nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+stock_levels = Table(
+    "stock_levels",
+    metadata,
+    Column("sku", String(64), primary_key=True),
+    Column("warehouse_id", String(64), primary_key=True),
+    Column("on_hand", BigInteger, nullable=False),
+    Column("reserved", BigInteger, nullable=False),
+    Column("safety_stock", BigInteger, nullable=True),
+)
+
+stock_ledger = Table(
+    "stock_ledger",
+    metadata,
+    Column("entry_id", Id, primary_key=True, autoincrement=True),
+    Column("sku", String(64), nullable=False),
+    Column("warehouse_id", String(64), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("on_hand_delta", BigInteger, nullable=False),
+    Column("on_hand_after", BigInteger, nullable=False),
+    Column("order_id", String(128), nullable=False, default=""),
+    Column("reason", Text, nullable=False, default=""),
+    Column("occurred_at", UTCDateTime, nullable=False),
+    Index("ix_stock_ledger_sku_warehouse", "sku", "warehouse_id"),
+)
+
+reservations = Table(
+    "reservations",
+    metadata,
+    Column("order_id", String(128), primary_key=True),
+    Column("reservation_id", String(40), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("primary_sku", String(64), nullable=False),
+    # Every line of the reservation, across shards, as JSON.
+    Column("lines", Text, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("closed_at", UTCDateTime, nullable=True),
+    Index("ix_reservations_status", "status"),
+)
+
+reservation_lines = Table(
+    "reservation_lines",
+    metadata,
+    Column("order_id", String(128), primary_key=True),
+    Column("line_no", Integer, primary_key=True),
+    Column("reservation_id", String(40), nullable=False),
+    Column("sku", String(64), nullable=False),
+    Column("warehouse_id", String(64), nullable=False),
+    Column("quantity", BigInteger, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("primary_sku", String(64), nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("closed_at", UTCDateTime, nullable=True),
+    Index("ix_reservation_lines_status", "status"),
+    Index("ix_reservation_lines_sku_warehouse", "sku", "warehouse_id"),
+)
