@@ -20,8 +20,8 @@ from typing import Any, TypeVar
 from sqlalchemy import Engine
 
 from hub.domain.inventory import (
-    InventoryError,
     InvalidRequest,
+    InventoryError,
     LevelView,
     LineRequest,
     Reservation,

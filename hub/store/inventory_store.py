@@ -152,7 +152,9 @@ def write_changes(engine: Engine, changes: Changes) -> None:
             )
 
 
-def _upsert(conn: Connection, table: Table, rows: list[dict[str, Any]], keys: Iterable[str]) -> None:
+def _upsert(
+    conn: Connection, table: Table, rows: list[dict[str, Any]], keys: Iterable[str]
+) -> None:
     """Insert rows, or update them where the key exists (one statement, many rows)."""
     keys = tuple(keys)
     insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert

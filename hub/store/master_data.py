@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, Table, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from hub.store import schema
@@ -124,7 +124,7 @@ class MasterData:
             ).scalar()
         return None if value is None else str(value)
 
-    def _upsert(self, table: schema.Table, row: dict[str, Any], keys: tuple[str, ...]) -> None:
+    def _upsert(self, table: Table, row: dict[str, Any], keys: tuple[str, ...]) -> None:
         with self._engine.begin() as conn:
             insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
             stmt = insert(table).values(**row)

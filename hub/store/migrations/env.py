@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from alembic import context
+
 from hub.store.db import make_engine
 from hub.store.schema import metadata
 

@@ -1,0 +1,101 @@
+"""Domain values to protobuf messages and back."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Protocol
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from hub.domain.inventory import LevelView, Reservation, ReservationStatus
+from hub.store.master_data import Sku, Warehouse
+from orderhub.v1 import stock_pb2
+
+_STATUS = {
+    ReservationStatus.HELD: stock_pb2.RESERVATION_STATUS_HELD,
+    ReservationStatus.RELEASED: stock_pb2.RESERVATION_STATUS_RELEASED,
+    ReservationStatus.COMMITTED: stock_pb2.RESERVATION_STATUS_COMMITTED,
+    ReservationStatus.EXPIRED: stock_pb2.RESERVATION_STATUS_EXPIRED,
+}
+
+
+def timestamp(value: datetime) -> Timestamp:
+    """A protobuf Timestamp for an aware datetime."""
+    ts = Timestamp()
+    ts.FromDatetime(value)
+    return ts
+
+
+def level(view: LevelView) -> stock_pb2.StockLevel:
+    """A stock level message."""
+    return stock_pb2.StockLevel(
+        sku=view.sku,
+        warehouse_id=view.warehouse_id,
+        on_hand=view.on_hand,
+        reserved=view.reserved,
+        available=view.available,
+        safety_stock=view.safety_stock,
+    )
+
+
+def warehouse(w: Warehouse) -> stock_pb2.Warehouse:
+    """A warehouse message."""
+    return stock_pb2.Warehouse(
+        warehouse_id=w.warehouse_id,
+        name=w.name,
+        province=w.province,
+        city=w.city,
+        district=w.district,
+        daily_capacity=w.daily_capacity,
+    )
+
+
+def sku(s: Sku) -> stock_pb2.Sku:
+    """A SKU message."""
+    return stock_pb2.Sku(
+        sku=s.sku,
+        name=s.name,
+        category=s.category,
+        weight_grams=s.weight_grams,
+        safety_stock=s.safety_stock,
+    )
+
+
+class ReservationMessage(Protocol):
+    """Any message with a reservation's fields (Reservation, ReserveResponse, …)."""
+
+    reservation_id: str
+    order_id: str
+    status: stock_pb2.ReservationStatus.ValueType
+
+    @property
+    def lines(self) -> object: ...
+    @property
+    def expires_at(self) -> Timestamp: ...
+    @property
+    def created_at(self) -> Timestamp: ...
+
+
+def fill_reservation(msg: ReservationMessage, r: Reservation) -> None:
+    """Copy a reservation into a message that has the reservation fields."""
+    msg.reservation_id = r.reservation_id
+    msg.order_id = r.order_id
+    msg.status = _STATUS[r.status]
+    msg.expires_at.CopyFrom(timestamp(r.expires_at))
+    msg.created_at.CopyFrom(timestamp(r.created_at))
+    lines = msg.lines
+    assert hasattr(lines, "add")
+    for ln in r.lines:
+        lines.add(sku=ln.sku, quantity=ln.quantity, warehouse_id=ln.warehouse_id)
+
+
+def reservation(r: Reservation) -> stock_pb2.Reservation:
+    """A Reservation message."""
+    msg = stock_pb2.Reservation()
+    fill_reservation(msg, r)
+    return msg
+
+
+def utcnow() -> datetime:
+    """The current time, zone-aware UTC."""
+    return datetime.now(UTC)

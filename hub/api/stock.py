@@ -1,0 +1,231 @@
+"""StockService: proto in, domain call, proto out."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TypeVar
+
+import grpc
+
+from hub.api import convert
+from hub.api.errors import abort, classify, invalid
+from hub.domain.inventory import InventoryError, Reservation, UnknownSku
+from hub.inventory import Inventory, LineInput, ShardUnavailable
+from hub.store.master_data import MasterData, PlatformSku, Sku, Warehouse
+from orderhub.v1 import stock_pb2, stock_pb2_grpc
+
+Context = grpc.aio.ServicerContext[object, object]
+T = TypeVar("T")
+
+_REFUSALS = (InventoryError, ShardUnavailable)
+
+
+def _require(value: str, field: str) -> str:
+    value = value.strip()
+    if not value:
+        raise invalid(field, f"{field} is required")
+    return value
+
+
+def _non_negative(value: int, field: str) -> int:
+    if value < 0:
+        raise invalid(field, f"{field} must not be negative, got {value}")
+    return value
+
+
+async def _guard(context: Context, work: Callable[[], Awaitable[T]]) -> T:
+    """Run one RPC's work; domain refusals become precise statuses."""
+    remaining = context.time_remaining()
+    if remaining is not None and remaining <= 0:
+        await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "deadline already passed")
+    try:
+        return await work()
+    except _REFUSALS as err:
+        await abort(context, err)
+
+
+class StockServicer(stock_pb2_grpc.StockServiceServicer):
+    """Master data, stock levels and reservations."""
+
+    def __init__(self, inventory: Inventory, master_data: MasterData) -> None:
+        self._inventory = inventory
+        self._master = master_data
+
+    async def UpsertWarehouse(
+        self, request: stock_pb2.UpsertWarehouseRequest, context: Context
+    ) -> stock_pb2.UpsertWarehouseResponse:
+        async def work() -> stock_pb2.UpsertWarehouseResponse:
+            w = Warehouse(
+                warehouse_id=_require(request.warehouse_id, "warehouse_id"),
+                name=_require(request.name, "name"),
+                province=_require(request.province, "province"),
+                city=_require(request.city, "city"),
+                district=request.district.strip(),
+                daily_capacity=_non_negative(request.daily_capacity, "daily_capacity"),
+            )
+            await asyncio.to_thread(self._master.upsert_warehouse, w)
+            await self._inventory.register_warehouse(w.warehouse_id)
+            return stock_pb2.UpsertWarehouseResponse(warehouse=convert.warehouse(w))
+
+        return await _guard(context, work)
+
+    async def ListWarehouses(
+        self, request: stock_pb2.ListWarehousesRequest, context: Context
+    ) -> stock_pb2.ListWarehousesResponse:
+        warehouses = await asyncio.to_thread(self._master.warehouses)
+        return stock_pb2.ListWarehousesResponse(
+            warehouses=[convert.warehouse(w) for w in warehouses]
+        )
+
+    async def UpsertSku(
+        self, request: stock_pb2.UpsertSkuRequest, context: Context
+    ) -> stock_pb2.UpsertSkuResponse:
+        async def work() -> stock_pb2.UpsertSkuResponse:
+            s = Sku(
+                sku=_require(request.sku, "sku"),
+                name=_require(request.name, "name"),
+                category=request.category.strip(),
+                weight_grams=_non_negative(request.weight_grams, "weight_grams"),
+                safety_stock=_non_negative(request.safety_stock, "safety_stock"),
+            )
+            await asyncio.to_thread(self._master.upsert_sku, s)
+            await self._inventory.register_sku(s.sku, s.safety_stock)
+            return stock_pb2.UpsertSkuResponse(sku=convert.sku(s))
+
+        return await _guard(context, work)
+
+    async def MapPlatformSku(
+        self, request: stock_pb2.MapPlatformSkuRequest, context: Context
+    ) -> stock_pb2.MapPlatformSkuResponse:
+        async def work() -> stock_pb2.MapPlatformSkuResponse:
+            m = PlatformSku(
+                platform=_require(request.platform, "platform").lower(),
+                shop_id=_require(request.shop_id, "shop_id"),
+                platform_sku=_require(request.platform_sku, "platform_sku"),
+                sku=_require(request.sku, "sku"),
+            )
+            if await asyncio.to_thread(self._master.sku, m.sku) is None:
+                raise UnknownSku(f"unknown SKU {m.sku!r}", field="sku")
+            await asyncio.to_thread(self._master.map_platform_sku, m)
+            return stock_pb2.MapPlatformSkuResponse(
+                mapping=stock_pb2.PlatformSkuMapping(
+                    platform=m.platform, shop_id=m.shop_id, platform_sku=m.platform_sku, sku=m.sku
+                )
+            )
+
+        return await _guard(context, work)
+
+    async def SetStock(
+        self, request: stock_pb2.SetStockRequest, context: Context
+    ) -> stock_pb2.SetStockResponse:
+        async def work() -> stock_pb2.SetStockResponse:
+            view = await self._inventory.set_stock(
+                _require(request.sku, "sku"),
+                _require(request.warehouse_id, "warehouse_id"),
+                _non_negative(request.on_hand, "on_hand"),
+                safety_stock=(
+                    _non_negative(request.safety_stock, "safety_stock")
+                    if request.HasField("safety_stock")
+                    else None
+                ),
+                reason=request.reason,
+            )
+            return stock_pb2.SetStockResponse(level=convert.level(view))
+
+        return await _guard(context, work)
+
+    async def GetAvailability(
+        self, request: stock_pb2.GetAvailabilityRequest, context: Context
+    ) -> stock_pb2.GetAvailabilityResponse:
+        async def work() -> stock_pb2.GetAvailabilityResponse:
+            sku = _require(request.sku, "sku")
+            views = await self._inventory.availability(sku, list(request.warehouse_ids))
+            return stock_pb2.GetAvailabilityResponse(
+                sku=sku,
+                levels=[convert.level(v) for v in views],
+                total_available=sum(v.available for v in views),
+            )
+
+        return await _guard(context, work)
+
+    async def Reserve(
+        self, request: stock_pb2.ReserveRequest, context: Context
+    ) -> stock_pb2.ReserveResponse:
+        async def work() -> stock_pb2.ReserveResponse:
+            reservation = await self._reserve(request)
+            response = stock_pb2.ReserveResponse()
+            convert.fill_reservation(response, reservation)
+            return response
+
+        return await _guard(context, work)
+
+    async def _reserve(self, request: stock_pb2.ReserveRequest) -> Reservation:
+        return await self._inventory.reserve(
+            _require(request.order_id, "order_id"),
+            [
+                LineInput(ln.sku.strip(), ln.quantity, ln.warehouse_id.strip())
+                for ln in request.lines
+            ],
+            request.ttl_seconds,
+        )
+
+    async def ReserveBatch(
+        self, request: stock_pb2.ReserveBatchRequest, context: Context
+    ) -> stock_pb2.ReserveBatchResponse:
+        if len(request.requests) > 10_000:
+            await abort(context, invalid("requests", "at most 10000 reservations per batch"))
+
+        async def one(req: stock_pb2.ReserveRequest) -> stock_pb2.ReserveBatchResult:
+            try:
+                reservation = await self._reserve(req)
+            except _REFUSALS as err:
+                code, _ = classify(err)
+                return stock_pb2.ReserveBatchResult(
+                    order_id=req.order_id, code=code.value[0], message=str(err)
+                )
+            return stock_pb2.ReserveBatchResult(
+                order_id=req.order_id, reservation=convert.reservation(reservation)
+            )
+
+        results = await asyncio.gather(*(one(r) for r in request.requests))
+        return stock_pb2.ReserveBatchResponse(results=results)
+
+    async def GetReservation(
+        self, request: stock_pb2.GetReservationRequest, context: Context
+    ) -> stock_pb2.GetReservationResponse:
+        async def work() -> stock_pb2.GetReservationResponse:
+            r = await self._inventory.get_reservation(_require(request.order_id, "order_id"))
+            return stock_pb2.GetReservationResponse(reservation=convert.reservation(r))
+
+        return await _guard(context, work)
+
+    async def Release(
+        self, request: stock_pb2.ReleaseRequest, context: Context
+    ) -> stock_pb2.ReleaseResponse:
+        async def work() -> stock_pb2.ReleaseResponse:
+            r = await self._inventory.release(_require(request.order_id, "order_id"))
+            response = stock_pb2.ReleaseResponse()
+            convert.fill_reservation(response, r)
+            return response
+
+        return await _guard(context, work)
+
+    async def Commit(
+        self, request: stock_pb2.CommitRequest, context: Context
+    ) -> stock_pb2.CommitResponse:
+        async def work() -> stock_pb2.CommitResponse:
+            r = await self._inventory.commit(_require(request.order_id, "order_id"))
+            response = stock_pb2.CommitResponse()
+            convert.fill_reservation(response, r)
+            return response
+
+        return await _guard(context, work)
+
+    async def WatchAvailability(
+        self, request: stock_pb2.WatchAvailabilityRequest, context: Context
+    ) -> AsyncIterator[stock_pb2.WatchAvailabilityResponse]:
+        async for view in self._inventory.watch(list(request.skus)):
+            yield stock_pb2.WatchAvailabilityResponse(
+                level=convert.level(view), changed_at=convert.timestamp(convert.utcnow())
+            )

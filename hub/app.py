@@ -1,0 +1,100 @@
+"""Wiring: the database, NATS, Ray and the inventory shards of one hub process."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import nats
+import ray
+from nats.aio.client import Client as NatsClient
+
+from actors.inventory import ShardTimings, start_shards
+from hub.embedded import EmbeddedNats
+from hub.inventory import Inventory, ShardLink
+from hub.settings import Settings
+from hub.store.db import make_engine, upgrade
+from hub.store.master_data import MasterData
+
+log = logging.getLogger("orderhub.hub")
+
+
+class Hub:
+    """Everything one hub process runs, started and stopped in order."""
+
+    def __init__(self, settings: Settings, *, timings: ShardTimings | None = None) -> None:
+        self.settings = settings
+        self._timings = timings
+        self._embedded_nats: EmbeddedNats | None = None
+        self._started_ray = False
+        self.shards: list[Any] = []
+        self.nats: NatsClient | None = None
+        self._inventory: Inventory | None = None
+        self._master_data: MasterData | None = None
+
+    @property
+    def inventory(self) -> Inventory:
+        """The inventory over the shard actors (after start)."""
+        assert self._inventory is not None, "hub not started"
+        return self._inventory
+
+    @property
+    def master_data(self) -> MasterData:
+        """Master data in the database (after start)."""
+        assert self._master_data is not None, "hub not started"
+        return self._master_data
+
+    async def start(self) -> None:
+        """Migrate the database, start or join NATS and Ray, and load the shards."""
+        s = self.settings
+        s.data_dir.mkdir(parents=True, exist_ok=True)
+        url = s.resolved_database_url()
+        await asyncio.to_thread(upgrade, url)
+        engine = make_engine(url)
+        self._master_data = MasterData(engine)
+
+        nats_url = s.nats_url
+        if not nats_url:
+            self._embedded_nats = EmbeddedNats(s.data_dir / "nats")
+            # Started from this thread on purpose: the child is tied to the thread that
+            # spawned it (PDEATHSIG), so it must not be a short-lived worker thread.
+            nats_url = self._embedded_nats.start()
+        self.nats = await nats.connect(nats_url, name="orderhub-hub", max_reconnect_attempts=-1)
+
+        if not ray.is_initialized():
+            if s.ray_address:
+                ray.init(address=s.ray_address, namespace=s.ray_namespace, log_to_driver=False)
+            else:
+                ray.init(include_dashboard=False, namespace=s.ray_namespace, log_to_driver=False)
+                self._started_ray = True
+        self.shards = await asyncio.to_thread(
+            start_shards,
+            s.inventory_shards,
+            url,
+            namespace=s.ray_namespace,
+            timings=self._timings,
+        )
+        self._inventory = Inventory([ShardLink(h) for h in self.shards], engine)
+        log.info(
+            "hub started",
+            extra={
+                "database": engine.url.render_as_string(hide_password=True),
+                "nats": nats_url,
+                "ray": s.ray_address or "local",
+                "inventory_shards": s.inventory_shards,
+            },
+        )
+
+    async def stop(self) -> None:
+        """Stop what this hub started, in reverse order."""
+        for handle in self.shards:
+            ray.kill(handle, no_restart=True)
+        self.shards = []
+        if self._started_ray:
+            ray.shutdown()
+        if self.nats is not None:
+            await self.nats.close()
+        if self._embedded_nats is not None:
+            await asyncio.to_thread(self._embedded_nats.stop)
+        log.info("hub stopped")

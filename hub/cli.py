@@ -1,0 +1,106 @@
+"""The `orderhub` command."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from pathlib import Path
+
+from hub import logs
+from hub.settings import Settings
+
+log = logging.getLogger("orderhub.cli")
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    s = Settings.from_env()
+    if args.data_dir:
+        s.data_dir = Path(args.data_dir)
+    for name in ("grpc_addr", "database_url", "nats_url", "ray_address"):
+        value = getattr(args, name, None)
+        if value:
+            setattr(s, name, value)
+    if getattr(args, "shards", None):
+        s.inventory_shards = args.shards
+    if getattr(args, "log_format", None):
+        s.log_format = args.log_format
+    return s
+
+
+async def _up(settings: Settings, demo: bool) -> int:
+    from hub.app import Hub
+    from hub.demo import load_demo
+    from hub.server import start_server
+
+    hub = Hub(settings)
+    await hub.start()
+    server = None
+    try:
+        if demo:
+            await load_demo(hub)
+            log.info("demo data loaded")
+        server = await start_server(hub, settings.grpc_addr)
+        host = settings.grpc_addr.rsplit(":", 1)[0]
+        log.info("serving", extra={"grpc_addr": f"{host}:{server.port}"})
+        print(f"OrderHub serving on {host}:{server.port}", file=sys.stderr, flush=True)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        log.info("shutting down: finishing in-flight requests")
+    finally:
+        if server is not None:
+            await server.stop()
+        await hub.stop()
+    return 0
+
+
+def _db_upgrade(settings: Settings) -> int:
+    from hub.store.db import upgrade
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    upgrade(settings.resolved_database_url())
+    print("database is at the newest schema")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser for every subcommand."""
+    parser = argparse.ArgumentParser(prog="orderhub", description="OrderHub order hub")
+    parser.add_argument("--data-dir", help="state directory (ORDERHUB_DATA_DIR, .orderhub/)")
+    parser.add_argument("--log-format", choices=["json", "text"], help="log format")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    up = sub.add_parser("up", help="run the hub (embedded SQLite, NATS and Ray by default)")
+    up.add_argument("--demo", action="store_true", help="load demo warehouses, SKUs and stock")
+    up.add_argument("--grpc-addr", help="listen address (ORDERHUB_GRPC_ADDR, 127.0.0.1:50051)")
+    up.add_argument("--database-url", help="SQLAlchemy URL (ORDERHUB_DATABASE_URL)")
+    up.add_argument("--nats-url", help="NATS server to use (ORDERHUB_NATS_URL)")
+    up.add_argument("--ray-address", help="Ray cluster to join (ORDERHUB_RAY_ADDRESS)")
+    up.add_argument("--shards", type=int, help="inventory shard actors (ORDERHUB_INVENTORY_SHARDS)")
+
+    db = sub.add_parser("db", help="database maintenance")
+    db_sub = db.add_subparsers(dest="db_command", required=True)
+    db_up = db_sub.add_parser("upgrade", help="apply migrations")
+    db_up.add_argument("--database-url", help="SQLAlchemy URL (ORDERHUB_DATABASE_URL)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `orderhub` command."""
+    args = build_parser().parse_args(argv)
+    settings = _settings(args)
+    logs.configure(settings.log_format)
+    if args.command == "up":
+        return asyncio.run(_up(settings, args.demo))
+    if args.command == "db":
+        return _db_upgrade(settings)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,50 @@
+"""Settings from flags or environment (ORDERHUB_*), with embedded defaults."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+def _env_int(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    return int(value) if value else default
+
+
+@dataclass(slots=True)
+class Settings:
+    """Where the hub keeps state and which services it uses.
+
+    An empty ``database_url``, ``nats_url`` or ``ray_address`` means: run the embedded
+    one (SQLite in the data directory, a local nats-server, a local Ray).
+    """
+
+    data_dir: Path = field(default_factory=lambda: Path(".orderhub"))
+    grpc_addr: str = "127.0.0.1:50051"
+    database_url: str = ""
+    nats_url: str = ""
+    ray_address: str = ""
+    inventory_shards: int = 4
+    ray_namespace: str = "orderhub"
+    log_format: str = "json"
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        """Settings from the environment, defaults elsewhere."""
+        return cls(
+            data_dir=Path(os.environ.get("ORDERHUB_DATA_DIR", ".orderhub")),
+            grpc_addr=os.environ.get("ORDERHUB_GRPC_ADDR", "127.0.0.1:50051"),
+            database_url=os.environ.get("ORDERHUB_DATABASE_URL", ""),
+            nats_url=os.environ.get("ORDERHUB_NATS_URL", ""),
+            ray_address=os.environ.get("ORDERHUB_RAY_ADDRESS", ""),
+            inventory_shards=_env_int("ORDERHUB_INVENTORY_SHARDS", 4),
+            ray_namespace=os.environ.get("ORDERHUB_RAY_NAMESPACE", "orderhub"),
+            log_format=os.environ.get("ORDERHUB_LOG_FORMAT", "json"),
+        )
+
+    def resolved_database_url(self) -> str:
+        """The database URL, defaulting to SQLite in the data directory."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'orderhub.db').resolve()}"
