@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import uuid
 from collections import deque
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -84,6 +85,7 @@ class InventoryShardActor:
         self._tasks: list[asyncio.Task[None]] = []
         self._peers: dict[int, Any] = {}
         self.loaded_at = utcnow()
+        self.incarnation = uuid.uuid4().hex
         log.info(
             "shard %d/%d loaded %d levels, %d live holds",
             index,
@@ -105,15 +107,21 @@ class InventoryShardActor:
         await self._durable()
         return results
 
-    async def changes_since(self, after: int, timeout_s: float) -> tuple[int, list[LevelView]]:
+    async def changes_since(
+        self, incarnation: str, after: int, timeout_s: float
+    ) -> tuple[str, int, list[LevelView]]:
         """Levels changed (durably) after feed position ``after``; waits up to ``timeout_s``.
 
-        A negative ``after`` asks only for the current position, to watch from now on.
+        Positions belong to one incarnation of the actor: a caller holding a position of
+        an earlier one (the actor restarted) gets the whole feed of this one. A negative
+        ``after`` asks only for the current position, to watch from now on.
         """
         self._start()
         assert self._feed_changed is not None
         if after < 0:
-            return self._feed_seq, []
+            return self.incarnation, self._feed_seq, []
+        if incarnation != self.incarnation:
+            after = 0
         async with self._feed_changed:
             if self._feed_seq <= after:
                 try:
@@ -121,8 +129,9 @@ class InventoryShardActor:
                         self._feed_changed.wait_for(lambda: self._feed_seq > after), timeout_s
                     )
                 except TimeoutError:
-                    return after, []
-            return self._feed_seq, [view for seq, view in self._feed if seq > after]
+                    return self.incarnation, after, []
+            views = [view for seq, view in self._feed if seq > after]
+            return self.incarnation, self._feed_seq, views
 
     async def status(self) -> dict[str, Any]:
         """Health and size of this shard."""
@@ -134,6 +143,7 @@ class InventoryShardActor:
             "levels": len(self.shard.levels),
             "reservations": len(self.shard.reservations),
             "loaded_at": self.loaded_at.isoformat(),
+            "incarnation": self.incarnation,
         }
 
     # ------------------------------------------------------------------ durability

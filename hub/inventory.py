@@ -176,9 +176,16 @@ class Inventory:
         queue: asyncio.Queue[LevelView] = asyncio.Queue(maxsize=10_000)
 
         async def follow(link: ShardLink) -> None:
-            position, _ = await link.handle.changes_since.remote(-1, 0.0)
+            incarnation, position = "", -1
             while True:
-                position, views = await link.handle.changes_since.remote(position, 5.0)
+                try:
+                    incarnation, position, views = await link.handle.changes_since.remote(
+                        incarnation, position, 5.0
+                    )
+                except Exception as err:  # the shard is restarting; pick up its new feed
+                    log.info("availability feed interrupted: %s", err)
+                    await asyncio.sleep(0.2)
+                    continue
                 for view in views:
                     if not wanted or view.sku in wanted:
                         await queue.put(view)
