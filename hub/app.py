@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import time
 from typing import Any
 
 import nats
@@ -11,7 +13,7 @@ import ray
 from nats.aio.client import Client as NatsClient
 
 from actors.inventory import ShardTimings, start_shards
-from hub.embedded import EmbeddedNats
+from hub.embedded import EmbeddedNats, EmbeddedRay
 from hub.inventory import Inventory, ShardLink
 from hub.settings import Settings
 from hub.store.db import make_engine, upgrade
@@ -27,6 +29,7 @@ class Hub:
         self.settings = settings
         self._timings = timings
         self._embedded_nats: EmbeddedNats | None = None
+        self._embedded_ray: EmbeddedRay | None = None
         self._started_ray = False
         self.shards: list[Any] = []
         self.nats: NatsClient | None = None
@@ -63,11 +66,8 @@ class Hub:
         self.nats = await nats.connect(nats_url, name="orderhub-hub", max_reconnect_attempts=-1)
 
         if not ray.is_initialized():
-            if s.ray_address:
-                ray.init(address=s.ray_address, namespace=s.ray_namespace, log_to_driver=False)
-            else:
-                ray.init(include_dashboard=False, namespace=s.ray_namespace, log_to_driver=False)
-                self._started_ray = True
+            # On this thread, like the NATS child: the Ray head is tied to its spawner.
+            self._join_ray()
         self.shards = await asyncio.to_thread(
             start_shards,
             s.inventory_shards,
@@ -86,6 +86,32 @@ class Hub:
             },
         )
 
+    def _join_ray(self) -> None:
+        """Join the configured Ray cluster, or start a local one and join it."""
+        s = self.settings
+        address = s.ray_address
+        if not address:
+            os.environ.update(EmbeddedRay.environment())
+            self._embedded_ray = EmbeddedRay(s.data_dir / "ray")
+            address = self._embedded_ray.start()
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                ray.init(
+                    address=address,
+                    namespace=s.ray_namespace,
+                    log_to_driver=False,
+                    _node_ip_address="127.0.0.1" if self._embedded_ray else None,
+                )
+                break
+            except ConnectionError:
+                if self._embedded_ray is not None:
+                    self._embedded_ray.check()
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)  # the head is still starting
+        self._started_ray = True
+
     async def stop(self) -> None:
         """Stop what this hub started, in reverse order."""
         for handle in self.shards:
@@ -93,6 +119,8 @@ class Hub:
         self.shards = []
         if self._started_ray:
             ray.shutdown()
+        if self._embedded_ray is not None:
+            await asyncio.to_thread(self._embedded_ray.stop)
         if self.nats is not None:
             await self.nats.close()
         if self._embedded_nats is not None:

@@ -17,7 +17,7 @@ log = logging.getLogger("orderhub.cli")
 
 def _settings(args: argparse.Namespace) -> Settings:
     s = Settings.from_env()
-    if args.data_dir:
+    if getattr(args, "data_dir", None):
         s.data_dir = Path(args.data_dir)
     for name in ("grpc_addr", "database_url", "nats_url", "ray_address"):
         value = getattr(args, name, None)
@@ -70,12 +70,15 @@ def _db_upgrade(settings: Settings) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for every subcommand."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--data-dir", help="state directory (ORDERHUB_DATA_DIR, .orderhub/)")
+    common.add_argument("--log-format", choices=["json", "text"], help="log format")
     parser = argparse.ArgumentParser(prog="orderhub", description="OrderHub order hub")
-    parser.add_argument("--data-dir", help="state directory (ORDERHUB_DATA_DIR, .orderhub/)")
-    parser.add_argument("--log-format", choices=["json", "text"], help="log format")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    up = sub.add_parser("up", help="run the hub (embedded SQLite, NATS and Ray by default)")
+    up = sub.add_parser(
+        "up", parents=[common], help="run the hub (embedded SQLite, NATS and Ray by default)"
+    )
     up.add_argument("--demo", action="store_true", help="load demo warehouses, SKUs and stock")
     up.add_argument("--grpc-addr", help="listen address (ORDERHUB_GRPC_ADDR, 127.0.0.1:50051)")
     up.add_argument("--database-url", help="SQLAlchemy URL (ORDERHUB_DATABASE_URL)")
@@ -85,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     db = sub.add_parser("db", help="database maintenance")
     db_sub = db.add_subparsers(dest="db_command", required=True)
-    db_up = db_sub.add_parser("upgrade", help="apply migrations")
+    db_up = db_sub.add_parser("upgrade", parents=[common], help="apply migrations")
     db_up.add_argument("--database-url", help="SQLAlchemy URL (ORDERHUB_DATABASE_URL)")
     return parser
 

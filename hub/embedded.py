@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import os
 import shutil
 import signal
 import socket
@@ -87,6 +88,71 @@ class EmbeddedNats:
 
     def stop(self, timeout_s: float = 10.0) -> None:
         """Stop the server (SIGTERM, then SIGKILL if it lingers)."""
+        if self._process is None:
+            return
+        self._process.terminate()
+        try:
+            self._process.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait()
+        self._process = None
+
+
+class EmbeddedRay:
+    """A single-node Ray head as a child process (`ray start --block`).
+
+    The child dies with the hub, even on kill -9, and takes every Ray process with it,
+    so no stray workers outlive the hub. It listens on loopback only.
+    """
+
+    def __init__(self, log_dir: Path, num_cpus: int | None = None) -> None:
+        self.log_dir = log_dir
+        self.port = free_port()
+        self.num_cpus = num_cpus or os.cpu_count() or 2
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def address(self) -> str:
+        """The GCS address drivers connect to."""
+        return f"127.0.0.1:{self.port}"
+
+    @staticmethod
+    def environment() -> dict[str, str]:
+        """Environment for the head and its drivers: loopback-only, so no token auth."""
+        return {"RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
+
+    def start(self) -> str:
+        """Start the head; return its address (drivers retry until it accepts them)."""
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_dir / "ray-head.log", "ab")  # noqa: SIM115 - owned by the child
+        ray_cli = Path(sys.executable).parent / "ray"
+        self._process = subprocess.Popen(
+            [
+                str(ray_cli),
+                "start",
+                "--head",
+                "--block",
+                f"--port={self.port}",
+                "--node-ip-address=127.0.0.1",
+                f"--num-cpus={self.num_cpus}",
+                "--include-dashboard=false",
+                "--disable-usage-stats",
+            ],
+            stdout=log,
+            stderr=log,
+            env={**os.environ, **self.environment()},
+            preexec_fn=_die_with_parent,
+        )
+        return self.address
+
+    def check(self) -> None:
+        """Raise if the head process has exited."""
+        if self._process is not None and self._process.poll() is not None:
+            raise RuntimeError(f"the Ray head exited; see {self.log_dir}/ray-head.log")
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        """Stop the head and every Ray process it started."""
         if self._process is None:
             return
         self._process.terminate()

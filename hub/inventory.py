@@ -12,7 +12,7 @@ import asyncio
 import logging
 import uuid
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -106,6 +106,48 @@ class ShardLink:
                 self._send()
 
 
+class AvailabilityFeed:
+    """Level changes from some shards, merged; iterate it, close it when done."""
+
+    def __init__(self, skus: frozenset[str]) -> None:
+        self._skus = skus
+        self._queue: asyncio.Queue[LevelView] = asyncio.Queue(maxsize=10_000)
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def follow(self, links: Sequence[ShardLink]) -> None:
+        """Start following each shard's feed from its current position."""
+        starts = await asyncio.gather(
+            *(ln.handle.changes_since.remote("", -1, 0.0) for ln in links)
+        )
+        for link, (incarnation, position, _) in zip(links, starts, strict=True):
+            self._tasks.append(asyncio.create_task(self._pump(link, incarnation, position)))
+
+    async def _pump(self, link: ShardLink, incarnation: str, position: int) -> None:
+        while True:
+            try:
+                incarnation, position, views = await link.handle.changes_since.remote(
+                    incarnation, position, 5.0
+                )
+            except Exception as err:  # the shard is restarting; pick up its new feed
+                log.info("availability feed interrupted: %s", err)
+                await asyncio.sleep(0.2)
+                continue
+            for view in views:
+                if not self._skus or view.sku in self._skus:
+                    await self._queue.put(view)
+
+    def __aiter__(self) -> AvailabilityFeed:
+        return self
+
+    async def __anext__(self) -> LevelView:
+        return await self._queue.get()
+
+    def close(self) -> None:
+        """Stop following the shards."""
+        for task in self._tasks:
+            task.cancel()
+
+
 @dataclass(frozen=True, slots=True)
 class LineInput:
     """A line as a caller asks for it."""
@@ -169,34 +211,13 @@ class Inventory:
         assert isinstance(result, list)
         return result
 
-    async def watch(self, skus: Sequence[str] = ()) -> AsyncIterator[LevelView]:
-        """Yield level changes as they become durable, from now on."""
-        wanted = set(skus)
+    async def subscribe(self, skus: Sequence[str] = ()) -> AvailabilityFeed:
+        """Subscribe to level changes as they become durable; changes after this returns count."""
+        wanted = frozenset(skus)
         links = [self.link_for(s) for s in wanted] if wanted else self.links
-        queue: asyncio.Queue[LevelView] = asyncio.Queue(maxsize=10_000)
-
-        async def follow(link: ShardLink) -> None:
-            incarnation, position = "", -1
-            while True:
-                try:
-                    incarnation, position, views = await link.handle.changes_since.remote(
-                        incarnation, position, 5.0
-                    )
-                except Exception as err:  # the shard is restarting; pick up its new feed
-                    log.info("availability feed interrupted: %s", err)
-                    await asyncio.sleep(0.2)
-                    continue
-                for view in views:
-                    if not wanted or view.sku in wanted:
-                        await queue.put(view)
-
-        tasks = [asyncio.create_task(follow(link)) for link in {id(x): x for x in links}.values()]
-        try:
-            while True:
-                yield await queue.get()
-        finally:
-            for task in tasks:
-                task.cancel()
+        feed = AvailabilityFeed(wanted)
+        await feed.follow(list({id(x): x for x in links}.values()))
+        return feed
 
     # ------------------------------------------------------------------ reservations
 

@@ -225,7 +225,13 @@ class StockServicer(stock_pb2_grpc.StockServiceServicer):
     async def WatchAvailability(
         self, request: stock_pb2.WatchAvailabilityRequest, context: Context
     ) -> AsyncIterator[stock_pb2.WatchAvailabilityResponse]:
-        async for view in self._inventory.watch(list(request.skus)):
-            yield stock_pb2.WatchAvailabilityResponse(
-                level=convert.level(view), changed_at=convert.timestamp(convert.utcnow())
-            )
+        feed = await self._inventory.subscribe(list(request.skus))
+        try:
+            # Headers go out once subscribed: a client that sees them misses no change.
+            await context.send_initial_metadata(())
+            async for view in feed:
+                yield stock_pb2.WatchAvailabilityResponse(
+                    level=convert.level(view), changed_at=convert.timestamp(convert.utcnow())
+                )
+        finally:
+            feed.close()

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import UTC, datetime, timedelta
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -26,7 +26,7 @@ from hub.domain.inventory import (
 )
 from hub.domain.inventory_ops import Commit, Prepare
 from hub.domain.sharding import shard_of
-from hub.inventory import Inventory, LineInput, ShardLink, ShardUnavailable
+from hub.inventory import AvailabilityFeed, Inventory, LineInput, ShardLink, ShardUnavailable
 from hub.store import schema
 from hub.store.db import make_engine
 from hub.store.master_data import MasterData, Sku, Warehouse
@@ -97,8 +97,9 @@ def assert_books_balance(engine: Engine) -> None:
         moved = {
             (sku, wh): int(total)
             for sku, wh, total in conn.execute(
-                select(ledger.c.sku, ledger.c.warehouse_id, func.sum(ledger.c.on_hand_delta))
-                .group_by(ledger.c.sku, ledger.c.warehouse_id)
+                select(
+                    ledger.c.sku, ledger.c.warehouse_id, func.sum(ledger.c.on_hand_delta)
+                ).group_by(ledger.c.sku, ledger.c.warehouse_id)
             )
         }
         rows = conn.execute(select(levels)).all()
@@ -128,7 +129,7 @@ async def crash_and_wait(handle: Any, timeout_s: float = 60.0) -> None:
 
 
 async def next_level(
-    feed: AsyncIterator[LevelView], accept: Callable[[LevelView], bool], timeout_s: float = 10.0
+    feed: AvailabilityFeed, accept: Callable[[LevelView], bool], timeout_s: float = 10.0
 ) -> LevelView:
     """Await the first level change from ``feed`` that ``accept`` likes."""
 
@@ -160,10 +161,14 @@ async def test_orders_spanning_shards_are_never_half_held(rig: Rig) -> None:
     a, b = rig.sku_in_shard(0, "A"), rig.sku_in_shard(1, "B")
     await stock(rig, a, "WH-A", 150)
     await stock(rig, b, "WH-A", 100)
-    jobs = [rig.inventory.reserve(f"pair{n}", [LineInput(a, 1), LineInput(b, 1)]) for n in range(400)]
+    jobs = [
+        rig.inventory.reserve(f"pair{n}", [LineInput(a, 1), LineInput(b, 1)]) for n in range(400)
+    ]
     jobs += [rig.inventory.reserve(f"solo{n}", [LineInput(b, 1)]) for n in range(60)]
     results = await asyncio.gather(*jobs, return_exceptions=True)
-    unexpected = [r for r in results if isinstance(r, BaseException) and not isinstance(r, InsufficientStock)]
+    unexpected = [
+        r for r in results if isinstance(r, BaseException) and not isinstance(r, InsufficientStock)
+    ]
     assert unexpected == []
     pairs = [r for r in results[:400] if not isinstance(r, BaseException)]
     solos = [r for r in results[400:] if not isinstance(r, BaseException)]
@@ -171,9 +176,7 @@ async def test_orders_spanning_shards_are_never_half_held(rig: Rig) -> None:
     [level_a] = await rig.inventory.availability(a)
     assert level_a.reserved == len(pairs)
     with rig.engine.connect() as conn:
-        headers = {
-            r.order_id: r.status for r in conn.execute(select(schema.reservations))
-        }
+        headers = {r.order_id: r.status for r in conn.execute(select(schema.reservations))}
         for line in conn.execute(select(schema.reservation_lines)):
             if line.status in ("PREPARED", "HELD"):
                 assert headers.get(line.order_id) == "HELD", line.order_id
@@ -198,9 +201,10 @@ async def test_reservation_survives_a_shard_crash(rig: Rig) -> None:
 
 async def test_expired_hold_returns_stock_without_asking(rig: Rig) -> None:
     await stock(rig, "TEE", "WH-A", 10)
-    feed = rig.inventory.watch(["TEE"])
-    watching = asyncio.ensure_future(next_level(feed, lambda v: v.reserved == 0 and v.on_hand == 10))
-    await asyncio.sleep(0)  # let the watch subscribe before the hold is made
+    feed = await rig.inventory.subscribe(["TEE"])
+    watching = asyncio.ensure_future(
+        next_level(feed, lambda v: v.reserved == 0 and v.on_hand == 10)
+    )
     await rig.inventory.reserve("o1", [LineInput("TEE", 3)], ttl_seconds=1)
     level = await watching
     assert level.available == 10
@@ -215,7 +219,7 @@ async def test_expired_hold_returns_stock_without_asking(rig: Rig) -> None:
 async def test_pending_expiry_fires_after_a_crash(rig: Rig) -> None:
     await stock(rig, "TEE", "WH-A", 10)
     await rig.inventory.reserve("o1", [LineInput("TEE", 3)], ttl_seconds=5)
-    feed = rig.inventory.watch(["TEE"])
+    feed = await rig.inventory.subscribe(["TEE"])
     await crash_and_wait(rig.link("TEE").handle)
     level = await next_level(feed, lambda v: v.reserved == 0)
     assert level.available == 10
@@ -226,9 +230,8 @@ async def test_undecided_prepared_lines_are_aborted(rig: Rig) -> None:
     """A hub that dies between prepare and decision leaves nothing held for long."""
     primary_sku, other = rig.sku_in_shard(0, "P"), rig.sku_in_shard(2, "Q")
     await stock(rig, other, "WH-A", 5)
-    feed = rig.inventory.watch([other])
+    feed = await rig.inventory.subscribe([other])
     watching = asyncio.ensure_future(next_level(feed, lambda v: v.reserved == 0))
-    await asyncio.sleep(0)
     prepared = await rig.link(other).call(
         Prepare(
             "o-orphan",
@@ -264,7 +267,7 @@ async def test_missed_decision_is_settled_when_the_shard_restarts(rig: Rig) -> N
     await rig.link(a).call(Commit("o1"))
     [level_b] = await rig.inventory.availability(b)
     assert level_b.reserved == 2
-    feed = rig.inventory.watch([b])
+    feed = await rig.inventory.subscribe([b])
     await crash_and_wait(rig.link(b).handle)
     level = await next_level(feed, lambda v: v.reserved == 0)
     assert level.on_hand == 8
