@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
@@ -31,6 +32,11 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 async def _up(settings: Settings, demo: bool) -> int:
+    if not settings.ray_address:
+        # Ray reads these when it is imported, so they are set before the first import.
+        from hub.embedded import EmbeddedRay
+
+        os.environ.update(EmbeddedRay.environment())
     from hub.app import Hub
     from hub.demo import load_demo
     from hub.server import start_server

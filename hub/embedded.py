@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -110,6 +111,7 @@ class EmbeddedRay:
         self.log_dir = log_dir
         self.port = free_port()
         self.num_cpus = num_cpus or os.cpu_count() or 2
+        self.temp_dir = Path(tempfile.gettempdir()) / "orderhub-ray" / str(self.port)
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -138,6 +140,9 @@ class EmbeddedRay:
                 f"--num-cpus={self.num_cpus}",
                 "--include-dashboard=false",
                 "--disable-usage-stats",
+                # A temp dir of its own (short: it holds unix sockets), so this head is
+                # not advertised as "the" cluster that a bare ray.init() would join.
+                f"--temp-dir={self.temp_dir}",
             ],
             stdout=log,
             stderr=log,
@@ -162,3 +167,4 @@ class EmbeddedRay:
             self._process.kill()
             self._process.wait()
         self._process = None
+        shutil.rmtree(self.temp_dir, ignore_errors=True)

@@ -58,7 +58,14 @@ def need_service(name: str, url: str, default_port: int) -> None:
 def ray_session() -> Iterator[None]:
     """One local Ray for the whole run: starting it costs seconds."""
     if not ray.is_initialized():
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, namespace="tests")
+        # address="local": a Ray of our own, never some cluster already running here.
+        ray.init(
+            address="local",
+            num_cpus=2,
+            include_dashboard=False,
+            log_to_driver=False,
+            namespace="tests",
+        )
     yield
     ray.shutdown()
 

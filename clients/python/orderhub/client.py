@@ -1,0 +1,900 @@
+"""A thin typed client for OrderHub: deadlines, a bearer token, retries and typed errors.
+
+``OrderHubClient`` (blocking) and ``AsyncOrderHubClient`` (``grpc.aio``) have the same
+surface: convenience methods for StockService, the raw generated stubs (``.stock``,
+``.orders``, ``.routing``) and ``call()`` to run any unary RPC of those stubs with the
+client's deadline, token, retry policy and error translation.
+
+Retry policy, shared by both clients (see ``RetryPolicy``):
+
+* ``UNAVAILABLE`` is retried for every call: the hub could not take the request, e.g.
+  while an inventory shard restarts, and trying again shortly is what gRPC expects.
+* ``DEADLINE_EXCEEDED`` is retried only for idempotent calls, because the first attempt
+  may have taken effect. Every StockService call is idempotent: reads trivially, upserts
+  and ``SetStock`` write absolute values, ``Reserve``/``ReserveBatch`` are idempotent on
+  ``order_id``, and releasing or committing twice returns the same reservation.
+  ``call()`` treats an RPC as non-idempotent unless told otherwise.
+* Nothing else is retried: other codes are answers, not accidents.
+
+Waits between attempts grow exponentially with jitter (``Backoff``); the deadline
+(``timeout``) applies to each attempt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import (
+    AsyncGenerator,
+    Awaitable,
+    Callable,
+    Generator,
+    Iterable,
+    Mapping,
+    Sequence,
+)
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any, Final, NamedTuple, Self, TypeAlias, TypeVar, cast
+
+import grpc
+import grpc.aio
+from google.rpc import error_details_pb2
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_status import rpc_status
+
+from orderhub.v1 import order_pb2_grpc, routing_pb2_grpc, stock_pb2, stock_pb2_grpc
+
+__all__ = [
+    "DEFAULT_ADDRESS",
+    "Aborted",
+    "AsyncOrderHubClient",
+    "Backoff",
+    "DeadlineExceeded",
+    "FailedPrecondition",
+    "InsufficientStock",
+    "InvalidArgument",
+    "Line",
+    "LineLike",
+    "NotFound",
+    "OrderHubClient",
+    "OrderHubError",
+    "PermissionDenied",
+    "ReservationClosed",
+    "RetryPolicy",
+    "Unauthenticated",
+    "Unavailable",
+    "Unimplemented",
+    "auth_metadata",
+]
+
+DEFAULT_ADDRESS: Final = "127.0.0.1:50051"
+
+T = TypeVar("T")
+Req = TypeVar("Req")
+Resp = TypeVar("Resp")
+
+Metadata: TypeAlias = tuple[tuple[str, str], ...]
+TokenSource: TypeAlias = str | Callable[[], str] | None
+
+# The health poll interval while the hub reports NOT_SERVING (e.g. during start-up).
+_HEALTH_POLL_S: Final = 0.1
+
+
+# --------------------------------------------------------------------------- errors
+
+
+class OrderHubError(Exception):
+    """An RPC that failed, with the machine-readable parts of the hub's rich status."""
+
+    def __init__(
+        self,
+        code: grpc.StatusCode,
+        message: str,
+        field: str = "",
+        reason: str = "",
+        metadata: Mapping[str, str] | None = None,
+        violations: Sequence[tuple[str, str]] = (),
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.field = field
+        self.reason = reason
+        self.metadata: dict[str, str] = dict(metadata or {})
+        self.violations: tuple[tuple[str, str], ...] = tuple(violations)
+
+    def __str__(self) -> str:
+        suffix = ""
+        if self.reason:
+            suffix = f" [{self.reason}]"
+        elif self.field:
+            suffix = f" [field {self.field}]"
+        return f"{self.code.name}: {self.message}{suffix}"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Keeps the error picklable (multiprocessing, Ray) despite the custom signature.
+        return (
+            self.__class__,
+            (self.code, self.message, self.field, self.reason, self.metadata, self.violations),
+        )
+
+    @classmethod
+    def from_rpc_error(cls, err: grpc.RpcError) -> OrderHubError:
+        """The typed error for a failed RPC, parsed from its status details."""
+        code = _status_code(err) or grpc.StatusCode.UNKNOWN
+        message = _details(err)
+        reason = ""
+        metadata: dict[str, str] = {}
+        violations: list[tuple[str, str]] = []
+        for detail in _status_details(err):
+            if detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
+                bad_request = error_details_pb2.BadRequest()
+                detail.Unpack(bad_request)
+                violations.extend(
+                    (str(v.field), str(v.description)) for v in bad_request.field_violations
+                )
+            elif detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+                info = error_details_pb2.ErrorInfo()
+                detail.Unpack(info)
+                reason = str(info.reason)
+                metadata = {str(k): str(v) for k, v in info.metadata.items()}
+        # Bad input names its field in BadRequest; other refusals may carry it in ErrorInfo.
+        field_name = violations[0][0] if violations else metadata.get("field", "")
+        kind = _BY_REASON.get((code, reason)) or _BY_CODE.get(code, OrderHubError)
+        return kind(code, message, field_name, reason, metadata, violations)
+
+
+class InvalidArgument(OrderHubError):
+    """The request is malformed; ``field`` names the offending field."""
+
+
+class NotFound(OrderHubError):
+    """A SKU, warehouse or reservation does not exist; ``reason`` says which."""
+
+
+class FailedPrecondition(OrderHubError):
+    """The request is valid but the hub's state refuses it."""
+
+
+class InsufficientStock(FailedPrecondition):
+    """Not enough available stock for a line; nothing was held."""
+
+    @property
+    def sku(self) -> str:
+        """The SKU that ran short."""
+        return self.metadata.get("sku", "")
+
+
+class ReservationClosed(FailedPrecondition):
+    """The reservation can no longer change that way (e.g. commit after release)."""
+
+
+class Aborted(OrderHubError):
+    """A concurrent attempt on the same order got in the way; try again later."""
+
+
+class Unavailable(OrderHubError):
+    """The hub or one of its shards was unavailable, even after retrying."""
+
+
+class DeadlineExceeded(OrderHubError):
+    """The call did not finish within its deadline, even after retrying."""
+
+
+class Unauthenticated(OrderHubError):
+    """The bearer token is missing or invalid."""
+
+
+class PermissionDenied(OrderHubError):
+    """The bearer token does not allow this call."""
+
+
+class Unimplemented(OrderHubError):
+    """The hub does not offer this RPC (yet)."""
+
+
+_BY_CODE: Final[dict[grpc.StatusCode, type[OrderHubError]]] = {
+    grpc.StatusCode.INVALID_ARGUMENT: InvalidArgument,
+    grpc.StatusCode.NOT_FOUND: NotFound,
+    grpc.StatusCode.FAILED_PRECONDITION: FailedPrecondition,
+    grpc.StatusCode.ABORTED: Aborted,
+    grpc.StatusCode.UNAVAILABLE: Unavailable,
+    grpc.StatusCode.DEADLINE_EXCEEDED: DeadlineExceeded,
+    grpc.StatusCode.UNAUTHENTICATED: Unauthenticated,
+    grpc.StatusCode.PERMISSION_DENIED: PermissionDenied,
+    grpc.StatusCode.UNIMPLEMENTED: Unimplemented,
+}
+
+_BY_REASON: Final[dict[tuple[grpc.StatusCode, str], type[OrderHubError]]] = {
+    (grpc.StatusCode.FAILED_PRECONDITION, "INSUFFICIENT_STOCK"): InsufficientStock,
+    (grpc.StatusCode.FAILED_PRECONDITION, "RESERVATION_CLOSED"): ReservationClosed,
+}
+
+
+def _status_code(err: grpc.RpcError) -> grpc.StatusCode | None:
+    """The status code of a failed RPC, or None for an error not tied to a call."""
+    # grpc.RpcError itself has no code(); the errors raised by calls (sync and aio) do.
+    code = getattr(err, "code", None)
+    if not callable(code):
+        return None
+    value = code()
+    return value if isinstance(value, grpc.StatusCode) else None
+
+
+def _details(err: grpc.RpcError) -> str:
+    details = getattr(err, "details", None)
+    text = details() if callable(details) else None
+    return str(text) if text else str(err)
+
+
+def _status_details(err: grpc.RpcError) -> list[Any]:
+    """The packed details of the rich status, or none when the status has no such part."""
+    try:
+        # Errors raised by calls (sync and aio) carry code(), details() and trailing_metadata().
+        status = rpc_status.from_call(cast(grpc.Call, err))
+    except (AttributeError, TypeError, ValueError):
+        # Not a call, or a status proto that disagrees with the call: use what we have.
+        return []
+    return list(status.details) if status is not None else []
+
+
+# --------------------------------------------------------------------------- retries
+
+
+@dataclass(frozen=True, slots=True)
+class Backoff:
+    """Exponential backoff with jitter: the wait before each retry."""
+
+    initial: float = 0.1
+    maximum: float = 2.0
+    multiplier: float = 2.0
+    # The random share of each wait: 0 waits exactly, 1 waits anywhere up to the cap.
+    jitter: float = 0.5
+
+    def __post_init__(self) -> None:
+        if self.initial < 0 or self.maximum < self.initial:
+            raise ValueError("backoff needs 0 <= initial <= maximum")
+        if self.multiplier < 1:
+            raise ValueError("backoff multiplier must be at least 1")
+        if not 0 <= self.jitter <= 1:
+            raise ValueError("backoff jitter must be between 0 and 1")
+
+    def delay(self, retry: int, rand: Callable[[], float] = random.random) -> float:
+        """The wait in seconds before retry number ``retry`` (0 for the first retry)."""
+        cap = min(self.maximum, self.initial * self.multiplier**retry)
+        return cap * (1 - self.jitter) + cap * self.jitter * rand()
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Which failures to try again, how often, and how long to wait in between."""
+
+    retries: int = 3
+    backoff: Backoff = field(default_factory=Backoff)
+
+    def __post_init__(self) -> None:
+        if self.retries < 0:
+            raise ValueError("retries must not be negative")
+
+    def should_retry(self, code: grpc.StatusCode | None, *, idempotent: bool) -> bool:
+        """Whether a failure with ``code`` is worth another attempt."""
+        if code is grpc.StatusCode.UNAVAILABLE:
+            return True
+        return idempotent and code is grpc.StatusCode.DEADLINE_EXCEEDED
+
+    def next_delay(self, err: grpc.RpcError, retry: int, *, idempotent: bool) -> float | None:
+        """The wait before retry number ``retry`` after ``err``, or None to give up."""
+        if retry >= self.retries or not self.should_retry(_status_code(err), idempotent=idempotent):
+            return None
+        return self.backoff.delay(retry)
+
+    def run(
+        self,
+        attempt: Callable[[], T],
+        *,
+        idempotent: bool,
+        sleep: Callable[[float], object] = time.sleep,
+    ) -> T:
+        """Call ``attempt`` until it succeeds or fails for good; re-raises the last error."""
+        retry = 0
+        while True:
+            try:
+                return attempt()
+            except grpc.RpcError as err:
+                delay = self.next_delay(err, retry, idempotent=idempotent)
+                if delay is None:
+                    raise
+            sleep(delay)
+            retry += 1
+
+    async def run_async(
+        self,
+        attempt: Callable[[], Awaitable[T]],
+        *,
+        idempotent: bool,
+        sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+    ) -> T:
+        """Await ``attempt`` until it succeeds or fails for good; re-raises the last error."""
+        retry = 0
+        while True:
+            try:
+                return await attempt()
+            except grpc.RpcError as err:
+                delay = self.next_delay(err, retry, idempotent=idempotent)
+                if delay is None:
+                    raise
+            await sleep(delay)
+            retry += 1
+
+
+# --------------------------------------------------------------------------- requests
+
+
+class Line(NamedTuple):
+    """One reservation line; an empty ``warehouse_id`` lets the hub choose."""
+
+    sku: str
+    quantity: int
+    warehouse_id: str = ""
+
+
+LineLike: TypeAlias = Line | tuple[str, int] | tuple[str, int, str] | stock_pb2.ReserveLine
+
+
+def auth_metadata(token: str | None) -> Metadata:
+    """The metadata that authenticates a call: ``authorization: Bearer <token>``, if any."""
+    if not token:
+        return ()
+    return (("authorization", f"Bearer {token}"),)
+
+
+def _reserve_line(line: LineLike) -> stock_pb2.ReserveLine:
+    if isinstance(line, stock_pb2.ReserveLine):
+        return line
+    sku, quantity, warehouse_id = Line(*line)
+    return stock_pb2.ReserveLine(sku=sku, quantity=quantity, warehouse_id=warehouse_id)
+
+
+def _reserve_request(
+    order_id: str, lines: Iterable[LineLike], ttl_seconds: int
+) -> stock_pb2.ReserveRequest:
+    return stock_pb2.ReserveRequest(
+        order_id=order_id, lines=[_reserve_line(ln) for ln in lines], ttl_seconds=ttl_seconds
+    )
+
+
+def _reservation(
+    response: stock_pb2.ReserveResponse | stock_pb2.ReleaseResponse | stock_pb2.CommitResponse,
+) -> stock_pb2.Reservation:
+    # These responses mirror Reservation field for field, so the wire bytes carry over
+    # exactly (presence of timestamps included) with no hand-kept field list.
+    return stock_pb2.Reservation.FromString(response.SerializeToString())
+
+
+class _Requests:
+    """Request builders both clients share, so their behaviour cannot drift apart."""
+
+    @staticmethod
+    def upsert_warehouse(
+        warehouse_id: str,
+        name: str,
+        province: str,
+        city: str,
+        district: str,
+        daily_capacity: int,
+    ) -> stock_pb2.UpsertWarehouseRequest:
+        return stock_pb2.UpsertWarehouseRequest(
+            warehouse_id=warehouse_id,
+            name=name,
+            province=province,
+            city=city,
+            district=district,
+            daily_capacity=daily_capacity,
+        )
+
+    @staticmethod
+    def upsert_sku(
+        sku: str, name: str, category: str, weight_grams: int, safety_stock: int
+    ) -> stock_pb2.UpsertSkuRequest:
+        return stock_pb2.UpsertSkuRequest(
+            sku=sku,
+            name=name,
+            category=category,
+            weight_grams=weight_grams,
+            safety_stock=safety_stock,
+        )
+
+    @staticmethod
+    def map_platform_sku(
+        platform: str, shop_id: str, platform_sku: str, sku: str
+    ) -> stock_pb2.MapPlatformSkuRequest:
+        return stock_pb2.MapPlatformSkuRequest(
+            platform=platform, shop_id=shop_id, platform_sku=platform_sku, sku=sku
+        )
+
+    @staticmethod
+    def set_stock(
+        warehouse_id: str, sku: str, on_hand: int, safety_stock: int | None, reason: str
+    ) -> stock_pb2.SetStockRequest:
+        request = stock_pb2.SetStockRequest(
+            warehouse_id=warehouse_id, sku=sku, on_hand=on_hand, reason=reason
+        )
+        # Unset, not 0: the hub keeps the SKU's own safety stock when the field is absent.
+        if safety_stock is not None:
+            request.safety_stock = safety_stock
+        return request
+
+    @staticmethod
+    def get_availability(
+        sku: str, warehouse_ids: Iterable[str]
+    ) -> stock_pb2.GetAvailabilityRequest:
+        return stock_pb2.GetAvailabilityRequest(sku=sku, warehouse_ids=list(warehouse_ids))
+
+    @staticmethod
+    def reserve_batch(
+        orders: Mapping[str, Iterable[LineLike]], ttl_seconds: int
+    ) -> stock_pb2.ReserveBatchRequest:
+        return stock_pb2.ReserveBatchRequest(
+            requests=[
+                _reserve_request(order_id, lines, ttl_seconds) for order_id, lines in orders.items()
+            ]
+        )
+
+    @staticmethod
+    def watch(skus: Iterable[str]) -> stock_pb2.WatchAvailabilityRequest:
+        return stock_pb2.WatchAvailabilityRequest(skus=list(skus))
+
+    @staticmethod
+    def health(service: str) -> Any:
+        return health_pb2.HealthCheckRequest(service=service)
+
+
+def _is_serving(response: Any) -> bool:
+    return bool(response.status == health_pb2.HealthCheckResponse.SERVING)
+
+
+def _health_failure(err: grpc.RpcError) -> OrderHubError | None:
+    """The error to raise for a failed health check, or None to keep waiting."""
+    if _status_code(err) in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+        return None
+    return OrderHubError.from_rpc_error(err)
+
+
+# --------------------------------------------------------------------------- clients
+
+
+class _ClientBase:
+    """Settings and per-call metadata shared by the blocking and asyncio clients."""
+
+    def __init__(
+        self,
+        address: str,
+        token: TokenSource,
+        timeout: float,
+        retries: int,
+        backoff: Backoff | None,
+    ) -> None:
+        if timeout <= 0:
+            raise ValueError("timeout must be positive")
+        self.address = address
+        self.timeout = timeout
+        self.retry_policy = RetryPolicy(retries=retries, backoff=backoff or Backoff())
+        self._token = token
+
+    def metadata(self) -> Metadata:
+        """The metadata each call sends; a token callable is asked again every attempt."""
+        token = self._token() if callable(self._token) else self._token
+        return auth_metadata(token)
+
+
+def _credentials(
+    secure: bool, credentials: grpc.ChannelCredentials | None
+) -> grpc.ChannelCredentials | None:
+    if credentials is not None:
+        return credentials
+    return grpc.ssl_channel_credentials() if secure else None
+
+
+class OrderHubClient(_ClientBase):
+    """A blocking OrderHub client over one gRPC channel; close it or use it as a context."""
+
+    def __init__(
+        self,
+        address: str = DEFAULT_ADDRESS,
+        *,
+        token: TokenSource = None,
+        timeout: float = 10.0,
+        retries: int = 3,
+        secure: bool = False,
+        credentials: grpc.ChannelCredentials | None = None,
+        backoff: Backoff | None = None,
+        options: Sequence[tuple[str, Any]] = (),
+    ) -> None:
+        super().__init__(address, token, timeout, retries, backoff)
+        creds = _credentials(secure, credentials)
+        self._channel = (
+            grpc.secure_channel(address, creds, options=list(options))
+            if creds is not None
+            else grpc.insecure_channel(address, options=list(options))
+        )
+        self.stock = stock_pb2_grpc.StockServiceStub(self._channel)
+        self.orders = order_pb2_grpc.OrderServiceStub(self._channel)
+        self.routing = routing_pb2_grpc.RoutingServiceStub(self._channel)
+        self._health: Any = health_pb2_grpc.HealthStub(self._channel)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the channel; calls still running are cancelled."""
+        self._channel.close()
+
+    def call(
+        self,
+        method: grpc.UnaryUnaryMultiCallable[Req, Resp],
+        request: Req,
+        *,
+        idempotent: bool = False,
+        timeout: float | None = None,
+    ) -> Resp:
+        """Run a unary RPC of a raw stub with the deadline, token, retries and typed errors."""
+
+        def attempt() -> Resp:
+            return method(
+                request,
+                timeout=self.timeout if timeout is None else timeout,
+                metadata=self.metadata(),
+            )
+
+        try:
+            return self.retry_policy.run(attempt, idempotent=idempotent)
+        except grpc.RpcError as err:
+            raise OrderHubError.from_rpc_error(err) from err
+
+    def wait_until_serving(self, timeout: float = 30.0, *, service: str = "") -> None:
+        """Block until the hub's health check says SERVING; TimeoutError after ``timeout``."""
+        deadline = time.monotonic() + timeout
+        while (remaining := deadline - time.monotonic()) > 0:
+            try:
+                response = self._health.Check(
+                    _Requests.health(service),
+                    timeout=remaining,
+                    metadata=self.metadata(),
+                    wait_for_ready=True,
+                )
+            except grpc.RpcError as err:
+                if (failure := _health_failure(err)) is not None:
+                    raise failure from err
+            else:
+                if _is_serving(response):
+                    return
+            time.sleep(min(_HEALTH_POLL_S, max(0.0, deadline - time.monotonic())))
+        raise TimeoutError(f"OrderHub at {self.address} not serving after {timeout}s")
+
+    def upsert_warehouse(
+        self,
+        warehouse_id: str,
+        name: str,
+        province: str,
+        city: str,
+        *,
+        district: str = "",
+        daily_capacity: int = 0,
+    ) -> stock_pb2.Warehouse:
+        """Create or update a warehouse."""
+        request = _Requests.upsert_warehouse(
+            warehouse_id, name, province, city, district, daily_capacity
+        )
+        return self.call(self.stock.UpsertWarehouse, request, idempotent=True).warehouse
+
+    def list_warehouses(self) -> list[stock_pb2.Warehouse]:
+        """List every warehouse."""
+        request = stock_pb2.ListWarehousesRequest()
+        return list(self.call(self.stock.ListWarehouses, request, idempotent=True).warehouses)
+
+    def upsert_sku(
+        self,
+        sku: str,
+        name: str,
+        *,
+        category: str = "",
+        weight_grams: int = 0,
+        safety_stock: int = 0,
+    ) -> stock_pb2.Sku:
+        """Create or update a SKU."""
+        request = _Requests.upsert_sku(sku, name, category, weight_grams, safety_stock)
+        return self.call(self.stock.UpsertSku, request, idempotent=True).sku
+
+    def map_platform_sku(
+        self, platform: str, shop_id: str, platform_sku: str, sku: str
+    ) -> stock_pb2.PlatformSkuMapping:
+        """Map a platform's SKU code in one shop to an internal SKU."""
+        request = _Requests.map_platform_sku(platform, shop_id, platform_sku, sku)
+        return self.call(self.stock.MapPlatformSku, request, idempotent=True).mapping
+
+    def set_stock(
+        self,
+        warehouse_id: str,
+        sku: str,
+        on_hand: int,
+        *,
+        safety_stock: int | None = None,
+        reason: str = "",
+    ) -> stock_pb2.StockLevel:
+        """Set the absolute on-hand count of a SKU in a warehouse, as from a stock take."""
+        request = _Requests.set_stock(warehouse_id, sku, on_hand, safety_stock, reason)
+        return self.call(self.stock.SetStock, request, idempotent=True).level
+
+    def get_availability(
+        self, sku: str, warehouse_ids: Iterable[str] = ()
+    ) -> stock_pb2.GetAvailabilityResponse:
+        """On hand, reserved and available per warehouse for a SKU, and the total."""
+        request = _Requests.get_availability(sku, warehouse_ids)
+        return self.call(self.stock.GetAvailability, request, idempotent=True)
+
+    def reserve(
+        self, order_id: str, lines: Iterable[LineLike], ttl_seconds: int = 0
+    ) -> stock_pb2.Reservation:
+        """Hold stock for an order, all lines or none; the same order_id gets the same hold."""
+        request = _reserve_request(order_id, lines, ttl_seconds)
+        return _reservation(self.call(self.stock.Reserve, request, idempotent=True))
+
+    def reserve_batch(
+        self, orders: Mapping[str, Iterable[LineLike]], ttl_seconds: int = 0
+    ) -> list[stock_pb2.ReserveBatchResult]:
+        """Reserve many orders (order_id to lines) at once; each result has its own code."""
+        request = _Requests.reserve_batch(orders, ttl_seconds)
+        return list(self.call(self.stock.ReserveBatch, request, idempotent=True).results)
+
+    def get_reservation(self, order_id: str) -> stock_pb2.Reservation:
+        """An order's reservation."""
+        request = stock_pb2.GetReservationRequest(order_id=order_id)
+        return self.call(self.stock.GetReservation, request, idempotent=True).reservation
+
+    def release(self, order_id: str) -> stock_pb2.Reservation:
+        """Release an order's hold; its stock is available again at once."""
+        request = stock_pb2.ReleaseRequest(order_id=order_id)
+        return _reservation(self.call(self.stock.Release, request, idempotent=True))
+
+    def commit(self, order_id: str) -> stock_pb2.Reservation:
+        """Commit an order's hold: the goods left, so on hand and reserved both drop."""
+        request = stock_pb2.CommitRequest(order_id=order_id)
+        return _reservation(self.call(self.stock.Commit, request, idempotent=True))
+
+    def watch_availability(
+        self, skus: Iterable[str] = (), *, timeout: float | None = None
+    ) -> Generator[stock_pb2.WatchAvailabilityResponse, None, None]:
+        """Yield availability changes of ``skus`` (all when empty) until closed or ``timeout``.
+
+        A watch is long-lived, so it has no deadline unless given one, and it is not retried:
+        a new watch starts from now, so the caller decides how to catch up after an error.
+        """
+        stream = self.stock.WatchAvailability(
+            _Requests.watch(skus), timeout=timeout, metadata=self.metadata()
+        )
+        try:
+            yield from stream
+        except grpc.RpcError as err:
+            raise OrderHubError.from_rpc_error(err) from err
+        finally:
+            stream.cancel()  # type: ignore[no-untyped-call]
+
+
+class AsyncOrderHubClient(_ClientBase):
+    """An asyncio OrderHub client over one ``grpc.aio`` channel; create it inside the loop."""
+
+    def __init__(
+        self,
+        address: str = DEFAULT_ADDRESS,
+        *,
+        token: TokenSource = None,
+        timeout: float = 10.0,
+        retries: int = 3,
+        secure: bool = False,
+        credentials: grpc.ChannelCredentials | None = None,
+        backoff: Backoff | None = None,
+        options: Sequence[tuple[str, Any]] = (),
+    ) -> None:
+        super().__init__(address, token, timeout, retries, backoff)
+        creds = _credentials(secure, credentials)
+        self._channel = (
+            grpc.aio.secure_channel(address, creds, options=list(options))
+            if creds is not None
+            else grpc.aio.insecure_channel(address, options=list(options))
+        )
+        self.stock = stock_pb2_grpc.StockServiceStub(self._channel)
+        self.orders = order_pb2_grpc.OrderServiceStub(self._channel)
+        self.routing = routing_pb2_grpc.RoutingServiceStub(self._channel)
+        self._health: Any = health_pb2_grpc.HealthStub(self._channel)
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Close the channel; calls still running are cancelled."""
+        await self._channel.close(grace=None)
+
+    async def call(
+        self,
+        method: grpc.aio.UnaryUnaryMultiCallable[Req, Resp],
+        request: Req,
+        *,
+        idempotent: bool = False,
+        # A gRPC deadline travels to the hub, which then stops working on the call too;
+        # asyncio.timeout would only stop this side waiting. Hence ASYNC109 is waived here.
+        timeout: float | None = None,  # noqa: ASYNC109
+    ) -> Resp:
+        """Run a unary RPC of a raw stub with the deadline, token, retries and typed errors."""
+
+        async def attempt() -> Resp:
+            return await method(
+                request,
+                timeout=self.timeout if timeout is None else timeout,
+                metadata=self.metadata(),
+            )
+
+        try:
+            return await self.retry_policy.run_async(attempt, idempotent=idempotent)
+        except grpc.RpcError as err:
+            raise OrderHubError.from_rpc_error(err) from err
+
+    async def wait_until_serving(
+        self,
+        timeout: float = 30.0,  # noqa: ASYNC109 - also the health check's gRPC deadline
+        *,
+        service: str = "",
+    ) -> None:
+        """Wait until the hub's health check says SERVING; TimeoutError after ``timeout``."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while (remaining := deadline - loop.time()) > 0:
+            try:
+                response = await self._health.Check(
+                    _Requests.health(service),
+                    timeout=remaining,
+                    metadata=self.metadata(),
+                    wait_for_ready=True,
+                )
+            except grpc.RpcError as err:
+                if (failure := _health_failure(err)) is not None:
+                    raise failure from err
+            else:
+                if _is_serving(response):
+                    return
+            await asyncio.sleep(min(_HEALTH_POLL_S, max(0.0, deadline - loop.time())))
+        raise TimeoutError(f"OrderHub at {self.address} not serving after {timeout}s")
+
+    async def upsert_warehouse(
+        self,
+        warehouse_id: str,
+        name: str,
+        province: str,
+        city: str,
+        *,
+        district: str = "",
+        daily_capacity: int = 0,
+    ) -> stock_pb2.Warehouse:
+        """Create or update a warehouse."""
+        request = _Requests.upsert_warehouse(
+            warehouse_id, name, province, city, district, daily_capacity
+        )
+        return (await self.call(self.stock.UpsertWarehouse, request, idempotent=True)).warehouse
+
+    async def list_warehouses(self) -> list[stock_pb2.Warehouse]:
+        """List every warehouse."""
+        request = stock_pb2.ListWarehousesRequest()
+        response = await self.call(self.stock.ListWarehouses, request, idempotent=True)
+        return list(response.warehouses)
+
+    async def upsert_sku(
+        self,
+        sku: str,
+        name: str,
+        *,
+        category: str = "",
+        weight_grams: int = 0,
+        safety_stock: int = 0,
+    ) -> stock_pb2.Sku:
+        """Create or update a SKU."""
+        request = _Requests.upsert_sku(sku, name, category, weight_grams, safety_stock)
+        return (await self.call(self.stock.UpsertSku, request, idempotent=True)).sku
+
+    async def map_platform_sku(
+        self, platform: str, shop_id: str, platform_sku: str, sku: str
+    ) -> stock_pb2.PlatformSkuMapping:
+        """Map a platform's SKU code in one shop to an internal SKU."""
+        request = _Requests.map_platform_sku(platform, shop_id, platform_sku, sku)
+        return (await self.call(self.stock.MapPlatformSku, request, idempotent=True)).mapping
+
+    async def set_stock(
+        self,
+        warehouse_id: str,
+        sku: str,
+        on_hand: int,
+        *,
+        safety_stock: int | None = None,
+        reason: str = "",
+    ) -> stock_pb2.StockLevel:
+        """Set the absolute on-hand count of a SKU in a warehouse, as from a stock take."""
+        request = _Requests.set_stock(warehouse_id, sku, on_hand, safety_stock, reason)
+        return (await self.call(self.stock.SetStock, request, idempotent=True)).level
+
+    async def get_availability(
+        self, sku: str, warehouse_ids: Iterable[str] = ()
+    ) -> stock_pb2.GetAvailabilityResponse:
+        """On hand, reserved and available per warehouse for a SKU, and the total."""
+        request = _Requests.get_availability(sku, warehouse_ids)
+        return await self.call(self.stock.GetAvailability, request, idempotent=True)
+
+    async def reserve(
+        self, order_id: str, lines: Iterable[LineLike], ttl_seconds: int = 0
+    ) -> stock_pb2.Reservation:
+        """Hold stock for an order, all lines or none; the same order_id gets the same hold."""
+        request = _reserve_request(order_id, lines, ttl_seconds)
+        response = await self.call(self.stock.Reserve, request, idempotent=True)
+        return _reservation(response)
+
+    async def reserve_batch(
+        self, orders: Mapping[str, Iterable[LineLike]], ttl_seconds: int = 0
+    ) -> list[stock_pb2.ReserveBatchResult]:
+        """Reserve many orders (order_id to lines) at once; each result has its own code."""
+        request = _Requests.reserve_batch(orders, ttl_seconds)
+        return list((await self.call(self.stock.ReserveBatch, request, idempotent=True)).results)
+
+    async def get_reservation(self, order_id: str) -> stock_pb2.Reservation:
+        """An order's reservation."""
+        request = stock_pb2.GetReservationRequest(order_id=order_id)
+        return (await self.call(self.stock.GetReservation, request, idempotent=True)).reservation
+
+    async def release(self, order_id: str) -> stock_pb2.Reservation:
+        """Release an order's hold; its stock is available again at once."""
+        request = stock_pb2.ReleaseRequest(order_id=order_id)
+        response = await self.call(self.stock.Release, request, idempotent=True)
+        return _reservation(response)
+
+    async def commit(self, order_id: str) -> stock_pb2.Reservation:
+        """Commit an order's hold: the goods left, so on hand and reserved both drop."""
+        request = stock_pb2.CommitRequest(order_id=order_id)
+        response = await self.call(self.stock.Commit, request, idempotent=True)
+        return _reservation(response)
+
+    async def watch_availability(
+        self,
+        skus: Iterable[str] = (),
+        *,
+        timeout: float | None = None,  # noqa: ASYNC109 - the stream's gRPC deadline
+    ) -> AsyncGenerator[stock_pb2.WatchAvailabilityResponse, None]:
+        """Yield availability changes of ``skus`` (all when empty) until closed or ``timeout``.
+
+        A watch is long-lived, so it has no deadline unless given one, and it is not retried:
+        a new watch starts from now, so the caller decides how to catch up after an error.
+        Close it with ``aclose()`` (e.g. ``contextlib.aclosing``) to end the stream at once.
+        """
+        stream = self.stock.WatchAvailability(
+            _Requests.watch(skus), timeout=timeout, metadata=self.metadata()
+        )
+        try:
+            async for item in stream:
+                yield item
+        except grpc.RpcError as err:
+            raise OrderHubError.from_rpc_error(err) from err
+        finally:
+            stream.cancel()
