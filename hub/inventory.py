@@ -309,8 +309,9 @@ class Inventory:
             await self._tell(others.values(), Follow(order_id, reservation_id, _ABORTED))
             raise
         self._remember_primary(order_id, primary_sku)
-        if reservation.reservation_id == reservation_id:
-            await self._tell(others.values(), Follow(order_id, reservation_id, _HELD))
+        # Another attempt for this order won the race: ours is void, its holds go back.
+        outcome = _HELD if reservation.reservation_id == reservation_id else _ABORTED
+        await self._tell(others.values(), Follow(order_id, reservation_id, outcome))
         return reservation
 
     async def release(self, order_id: str) -> Reservation:
@@ -334,11 +335,11 @@ class Inventory:
             raise InvalidRequest("order_id is required", field="order_id")
         primary = await self._primary_link(order_id)
         reservation = await self._call(primary, op, Reservation)
-        others = {id(link): link for ln in reservation.lines if (link := self.link_for(ln.sku))}
-        others.pop(id(primary), None)
+        others = {shard_of(ln.sku, self.shard_count) for ln in reservation.lines}
+        others.discard(shard_of(reservation.primary_sku, self.shard_count))
         if others:
             follow = Follow(order_id, reservation.reservation_id, reservation.status)
-            await self._tell(others.values(), follow)
+            await self._tell([self.links[i] for i in sorted(others)], follow)
         return reservation
 
     async def _primary_link(self, order_id: str) -> ShardLink:

@@ -45,6 +45,15 @@ async def _guard(context: Context, work: Callable[[], Awaitable[T]]) -> T:
         await abort(context, err)
 
 
+M = TypeVar("M", stock_pb2.ReserveResponse, stock_pb2.ReleaseResponse, stock_pb2.CommitResponse)
+
+
+def _answer(message: M, reservation: Reservation) -> M:
+    """A Reserve/Release/Commit answer: the reservation's fields at the top level."""
+    convert.fill_reservation(message, reservation)
+    return message
+
+
 class StockServicer(stock_pb2_grpc.StockServiceServicer):
     """Master data, stock levels and reservations."""
 
@@ -153,10 +162,7 @@ class StockServicer(stock_pb2_grpc.StockServiceServicer):
         self, request: stock_pb2.ReserveRequest, context: Context
     ) -> stock_pb2.ReserveResponse:
         async def work() -> stock_pb2.ReserveResponse:
-            reservation = await self._reserve(request)
-            response = stock_pb2.ReserveResponse()
-            convert.fill_reservation(response, reservation)
-            return response
+            return _answer(stock_pb2.ReserveResponse(), await self._reserve(request))
 
         return await _guard(context, work)
 
@@ -205,9 +211,7 @@ class StockServicer(stock_pb2_grpc.StockServiceServicer):
     ) -> stock_pb2.ReleaseResponse:
         async def work() -> stock_pb2.ReleaseResponse:
             r = await self._inventory.release(_require(request.order_id, "order_id"))
-            response = stock_pb2.ReleaseResponse()
-            convert.fill_reservation(response, r)
-            return response
+            return _answer(stock_pb2.ReleaseResponse(), r)
 
         return await _guard(context, work)
 
@@ -216,9 +220,7 @@ class StockServicer(stock_pb2_grpc.StockServiceServicer):
     ) -> stock_pb2.CommitResponse:
         async def work() -> stock_pb2.CommitResponse:
             r = await self._inventory.commit(_require(request.order_id, "order_id"))
-            response = stock_pb2.CommitResponse()
-            convert.fill_reservation(response, r)
-            return response
+            return _answer(stock_pb2.CommitResponse(), r)
 
         return await _guard(context, work)
 

@@ -511,14 +511,17 @@ class OrderHubClient(_ClientBase):
         credentials: grpc.ChannelCredentials | None = None,
         backoff: Backoff | None = None,
         options: Sequence[tuple[str, Any]] = (),
+        channel: grpc.Channel | None = None,
     ) -> None:
+        """``channel``, when given, is used as is (one with interceptors, or a test channel)."""
         super().__init__(address, token, timeout, retries, backoff)
         creds = _credentials(secure, credentials)
-        self._channel = (
-            grpc.secure_channel(address, creds, options=list(options))
-            if creds is not None
-            else grpc.insecure_channel(address, options=list(options))
-        )
+        if channel is not None:
+            self._channel = channel
+        elif creds is not None:
+            self._channel = grpc.secure_channel(address, creds, options=list(options))
+        else:
+            self._channel = grpc.insecure_channel(address, options=list(options))
         self.stock = stock_pb2_grpc.StockServiceStub(self._channel)
         self.orders = order_pb2_grpc.OrderServiceStub(self._channel)
         self.routing = routing_pb2_grpc.RoutingServiceStub(self._channel)
