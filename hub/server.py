@@ -47,6 +47,10 @@ async def start_server(hub: Hub, address: str) -> HubServer:
         options=[
             ("grpc.max_receive_message_length", 64 * 1024 * 1024),
             ("grpc.so_reuseport", 0),
+            # gRPC cancels calls that wait to be picked up once more than 1,000 are
+            # pending (its default); a flash sale arrives as exactly such a burst.
+            ("grpc.server.max_pending_requests", 100_000),
+            ("grpc.server.max_pending_requests_hard_limit", 200_000),
         ]
     )
     stock_pb2_grpc.add_StockServiceServicer_to_server(

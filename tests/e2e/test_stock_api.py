@@ -376,3 +376,39 @@ async def test_graceful_stop_finishes_in_flight_reservations(hub: Hub, unique: s
         assert err.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED)
         with pytest.raises(ReservationNotFound):
             await hub.inventory.get_reservation(order_id)
+
+
+async def test_many_clients_on_a_hot_sku_get_exactly_the_stock(
+    grpc_address: str, stock: stock_pb2_grpc.StockServiceStub, unique: str
+) -> None:
+    """20 clients, each with its own connection, race 2,000 reservations for 250 units."""
+    await catalogue(stock, unique, ("HOT", "GZ", 250))
+    sku = f"{unique}-HOT"
+
+    async def client(n: int) -> list[bool]:
+        async with grpc.aio.insecure_channel(
+            grpc_address, options=[("grpc.use_local_subchannel_pool", 1)]
+        ) as ch:
+            stub = stock_pb2_grpc.StockServiceStub(ch)
+
+            async def one(k: int) -> bool:
+                try:
+                    await stub.Reserve(
+                        stock_pb2.ReserveRequest(
+                            order_id=f"{unique}-c{n}-{k}",
+                            lines=[stock_pb2.ReserveLine(sku=sku, quantity=1)],
+                        )
+                    )
+                except grpc.aio.AioRpcError as err:
+                    assert err.code() == grpc.StatusCode.FAILED_PRECONDITION
+                    return False
+                return True
+
+            return await asyncio.gather(*(one(k) for k in range(100)))
+
+    outcomes = [
+        ok for result in await asyncio.gather(*(client(n) for n in range(20))) for ok in result
+    ]
+    assert outcomes.count(True) == 250
+    level = await stock.GetAvailability(stock_pb2.GetAvailabilityRequest(sku=sku))
+    assert (level.levels[0].reserved, level.total_available) == (250, 0)

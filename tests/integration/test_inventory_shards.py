@@ -21,6 +21,7 @@ from actors.inventory import ShardTimings, start_shards
 from hub.domain.inventory import (
     InsufficientStock,
     LevelView,
+    ReservationConflict,
     LineRequest,
     ReservationStatus,
 )
@@ -280,3 +281,45 @@ async def test_calls_to_a_dead_shard_fail_as_unavailable(rig: Rig) -> None:
     ray.kill(link.handle, no_restart=True)
     with pytest.raises(ShardUnavailable):
         await rig.inventory.reserve("o1", [LineInput("TEE", 1)])
+
+
+async def test_shard_crash_under_load_loses_no_acknowledged_reservation(rig: Rig) -> None:
+    a, b = rig.sku_in_shard(0, "A"), rig.sku_in_shard(1, "B")
+    await stock(rig, a, "WH-A", 2000)
+    await stock(rig, b, "WH-A", 2000)
+    acked: dict[str, str] = {}
+    crashed = asyncio.Event()
+
+    async def one(n: int) -> None:
+        lines = [LineInput(a, 1), LineInput(b, 1)] if n % 3 == 0 else [LineInput(b, 1)]
+        for _ in range(20):  # a client retries what was not acknowledged
+            try:
+                r = await rig.inventory.reserve(f"o{n}", lines)
+            except ShardUnavailable:
+                await crashed.wait()
+                continue
+            except ReservationConflict:
+                # An attempt cut by the crash is still prepared on a shard; it is aborted
+                # by that shard's sweep, then a new attempt goes through.
+                await asyncio.sleep(0.2)
+                continue
+            acked[f"o{n}"] = r.reservation_id
+            return
+
+    load = [asyncio.ensure_future(one(n)) for n in range(1500)]
+    while len(acked) < 200:
+        await asyncio.sleep(0.005)
+    await crash_and_wait(rig.link(b).handle)
+    crashed.set()
+    await asyncio.gather(*load)
+
+    assert len(acked) == 1500  # stock covers every order once the retries are in
+    for order_id, reservation_id in acked.items():
+        found = await rig.inventory.get_reservation(order_id)
+        assert found.reservation_id == reservation_id
+        assert found.status is ReservationStatus.HELD
+    [level_b] = await rig.inventory.availability(b)
+    assert level_b.reserved == 1500
+    [level_a] = await rig.inventory.availability(a)
+    assert level_a.reserved == 500
+    assert_books_balance(rig.engine)
