@@ -21,8 +21,8 @@ from actors.inventory import ShardTimings, start_shards
 from hub.domain.inventory import (
     InsufficientStock,
     LevelView,
-    ReservationConflict,
     LineRequest,
+    ReservationConflict,
     ReservationStatus,
 )
 from hub.domain.inventory_ops import Commit, Prepare
@@ -289,6 +289,7 @@ async def test_shard_crash_under_load_loses_no_acknowledged_reservation(rig: Rig
     await stock(rig, b, "WH-A", 2000)
     acked: dict[str, str] = {}
     crashed = asyncio.Event()
+    enough = asyncio.Event()
 
     async def one(n: int) -> None:
         lines = [LineInput(a, 1), LineInput(b, 1)] if n % 3 == 0 else [LineInput(b, 1)]
@@ -304,11 +305,12 @@ async def test_shard_crash_under_load_loses_no_acknowledged_reservation(rig: Rig
                 await asyncio.sleep(0.2)
                 continue
             acked[f"o{n}"] = r.reservation_id
+            if len(acked) >= 200:
+                enough.set()
             return
 
     load = [asyncio.ensure_future(one(n)) for n in range(1500)]
-    while len(acked) < 200:
-        await asyncio.sleep(0.005)
+    await enough.wait()  # crash the shard with reservations in flight
     await crash_and_wait(rig.link(b).handle)
     crashed.set()
     await asyncio.gather(*load)
