@@ -96,9 +96,7 @@ def books(engine: Engine, sku_prefix: str) -> Books:
             {"p": like},
         ).scalar_one()
         held = conn.execute(
-            text(
-                "SELECT count(*) FROM reservations WHERE primary_sku LIKE :p AND status = 'HELD'"
-            ),
+            text("SELECT count(*) FROM reservations WHERE primary_sku LIKE :p AND status = 'HELD'"),
             {"p": like},
         ).scalar_one()
     return Books(int(levels[0]), int(lines), int(held), int(levels[1]), int(levels[2]))
@@ -117,7 +115,9 @@ def check_books(engine: Engine, result: Result) -> None:
     if b.held_reservations != result.tally.reserved:
         problems.append(f"held reservations {b.held_reservations} != {result.tally.reserved}")
     if b.min_available < 0 or b.min_reserved < 0:
-        problems.append(f"negative stock: min available {b.min_available}, min reserved {b.min_reserved}")
+        problems.append(
+            f"negative stock: min available {b.min_available}, min reserved {b.min_reserved}"
+        )
     if problems:
         raise AssertionError(f"{name}: database books disagree: " + "; ".join(problems))
     result.checked = (

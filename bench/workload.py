@@ -45,7 +45,7 @@ class Workload:
         return sum(1 for o in self.orders if len(o.skus) > 1)
 
 
-def hot_sku(tag: str, requests: int, seed: int = 0) -> Workload:
+def hot_sku(tag: str, requests: int) -> Workload:
     """Scenario A: every request wants one unit of one SKU; stock for a quarter of them."""
     prefix = f"FS-{tag}-A-"
     sku = prefix + "HOT"
@@ -63,9 +63,12 @@ def catalogue(
     """Scenario B: requests spread (skewed) over many SKUs; stock for about a quarter.
 
     About ``multi_share`` of the orders ask for two different SKUs (which usually live
-    on different shards). Every SKU gets at least as many single-SKU orders as it has
-    units, so every SKU sells out whatever the interleaving: the units granted must
-    equal the stock exactly.
+    on different shards), all in the first half. A cross-shard order holds a unit on one
+    shard while another shard decides, so a request arriving meanwhile may be refused a
+    unit that is released a moment later. So the last quarter of the orders are
+    single-SKU orders, at least as many per SKU as it has units, coming a quarter of the
+    requests after the last two-SKU order (more than are ever in flight): every SKU
+    sells out whatever the interleaving, and the units granted must equal the stock.
     """
     rng = random.Random(seed)
     prefix = f"FS-{tag}-B-"
@@ -86,17 +89,22 @@ def catalogue(
     # Popularity is skewed (a few SKUs are wanted by many), as in a real sale.
     weights = [1.0 / (rank + 10) for rank in range(sku_count)]
     rng.shuffle(weights)
-    picks: list[tuple[str, ...]] = [(name,) for name in names for _ in range(stock[name])]
-    extra = singles - len(picks)
+    tail: list[tuple[str, ...]] = [(name,) for name in names for _ in range(stock[name])]
+    extra = singles - len(tail)
     if extra < 0:
         raise ValueError("too few requests for the stock of the catalogue")
-    picks += [(name,) for name in rng.choices(names, weights, k=extra)]
+    spread: list[tuple[str, ...]] = [(n,) for n in rng.choices(names, weights, k=extra)]
+    middle_size = min(len(spread), max(0, requests - len(tail) - requests // 2))
+    middle = spread[:middle_size]
+    head = spread[middle_size:]
     for _ in range(multi):
         a, b = rng.choices(names, weights, k=2)
         while b == a:
             b = rng.choice(names)
-        picks.append((a, b))
-    rng.shuffle(picks)
+        head.append((a, b))
+    for part in (head, middle, tail):
+        rng.shuffle(part)
+    picks = head + middle + tail
     orders = [Order(f"{prefix}{n:07d}", skus) for n, skus in enumerate(picks)]
     return Workload("B", "catalogue", orders, stock, prefix)
 
@@ -133,6 +141,7 @@ class Result:
     tally: Tally
     note: str = ""
     checked: str = ""
+    cpu: str = ""
 
     @property
     def requests(self) -> int:
@@ -159,7 +168,9 @@ def check_outcome(result: Result) -> None:
     w = result.workload
     answered = t.reserved + t.insufficient + sum(t.errors.values())
     if answered != len(w.orders):
-        raise AssertionError(f"{result.engine}/{w.scenario}: {answered} of {len(w.orders)} answered")
+        raise AssertionError(
+            f"{result.engine}/{w.scenario}: {answered} of {len(w.orders)} answered"
+        )
     if t.errors:
         raise AssertionError(f"{result.engine}/{w.scenario}: unexpected errors {dict(t.errors)}")
     if t.granted_units != w.total_stock:
@@ -179,7 +190,7 @@ def markdown_table(results: list[Result], baseline: str) -> str:
     rows = [head]
     for r in results:
         b = base.get(r.workload.scenario)
-        ratio = f"{r.rate / b:.1f}×" if b else "–"
+        ratio = f"{r.rate / b:.1f}x" if b else "-"
         rows.append(
             f"| {r.engine} | {r.workload.scenario} {r.workload.title} | {r.requests:,} "
             f"| {r.rate:,.0f} | {r.percentile(50):.1f} | {r.percentile(99):.1f} "
