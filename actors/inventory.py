@@ -27,7 +27,12 @@ from hub.domain.inventory import InventoryShard, LevelView, ReservationStatus
 from hub.domain.inventory_ops import Follow, Op, Resolve, apply_all, unknown_orders
 from hub.domain.sharding import shard_of
 from hub.store.db import make_engine
-from hub.store.inventory_store import find_reservations, load_shard, write_changes
+from hub.store.inventory_store import (
+    find_reservations,
+    known_order_ids,
+    load_shard,
+    write_changes,
+)
 
 log = logging.getLogger("orderhub.inventory")
 
@@ -67,7 +72,9 @@ class InventoryShardActor:
         self._peer_names = peer_names
         self._namespace = namespace
         self._timings = timings or ShardTimings()
-        self._engine = make_engine(database_url, pool_size=2)
+        # No pre-ping: a failed write restarts the shard anyway, and a ping per
+        # transaction would add a round trip to every group commit.
+        self._engine = make_engine(database_url, pool_size=2, pre_ping=False)
         self.shard = InventoryShard()
         state = load_shard(self._engine, index, count)
         self.shard.restore(
@@ -77,7 +84,11 @@ class InventoryShardActor:
             lines=state.lines,
             reservations=state.reservations,
         )
-        self._waiters: list[asyncio.Future[None]] = []
+        # Orders with a reservation record anywhere: only those may need reading back.
+        self._known_orders = known_order_ids(self._engine)
+        self._applied = 0  # generation of the changes applied in memory
+        self._committed = 0  # generation of the changes committed to the database
+        self._waiters: list[tuple[int, asyncio.Future[None]]] = []
         self._wake: asyncio.Event | None = None
         self._feed: deque[tuple[int, LevelView]] = deque(maxlen=50_000)
         self._feed_seq = 0
@@ -99,9 +110,9 @@ class InventoryShardActor:
     async def apply(self, ops: list[Op]) -> list[object]:
         """Apply a batch of commands; answer once their effects are durable."""
         self._start()
-        unknown = unknown_orders(self.shard, ops)
-        if unknown:
-            found = await asyncio.to_thread(find_reservations, self._engine, unknown)
+        forgotten = [o for o in unknown_orders(self.shard, ops) if o in self._known_orders]
+        if forgotten:
+            found = await asyncio.to_thread(find_reservations, self._engine, forgotten)
             self.shard.remember(found)
         results = apply_all(self.shard, ops, utcnow())
         await self._durable()
@@ -161,10 +172,18 @@ class InventoryShardActor:
         ]
 
     async def _durable(self) -> None:
-        """Wait until every change made so far is committed."""
+        """Wait until every change made so far (and so every state seen) is committed.
+
+        A batch that changed nothing and saw only committed state answers at once.
+        """
         assert self._wake is not None
+        if self.shard.has_changes():
+            self._applied += 1
+        target = self._applied
+        if self._committed >= target:
+            return
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiters.append(waiter)
+        self._waiters.append((target, waiter))
         self._wake.set()
         await waiter
 
@@ -173,7 +192,7 @@ class InventoryShardActor:
         while True:
             await self._wake.wait()
             self._wake.clear()
-            waiters, self._waiters = self._waiters, []
+            generation = self._applied
             changes = self.shard.drain_changes()
             if changes:
                 try:
@@ -183,10 +202,18 @@ class InventoryShardActor:
                     # shard from what was committed; nothing unwritten was acknowledged.
                     log.exception("shard %d could not persist a batch; restarting", self.index)
                     os._exit(70)
+                self._known_orders.update(changes.reservations)
                 await self._publish([self.shard.view(lv) for lv in changes.levels.values()])
-            for waiter in waiters:
-                if not waiter.done():
+            self._committed = generation
+            pending = []
+            for target, waiter in self._waiters:
+                if target > generation:
+                    pending.append((target, waiter))
+                elif not waiter.done():
                     waiter.set_result(None)
+            self._waiters = pending
+            if pending:
+                self._wake.set()
 
     async def _publish(self, views: list[LevelView]) -> None:
         assert self._feed_changed is not None

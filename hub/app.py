@@ -114,6 +114,8 @@ class Hub:
 
     async def stop(self) -> None:
         """Stop what this hub started, in reverse order."""
+        if self._inventory is not None:
+            await self._inventory.settle()
         for handle in self.shards:
             ray.kill(handle, no_restart=True)
         self.shards = []

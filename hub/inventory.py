@@ -12,7 +12,7 @@ import asyncio
 import logging
 import uuid
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -25,6 +25,7 @@ from hub.domain.inventory import (
     LevelView,
     LineRequest,
     Reservation,
+    ReservationConflict,
     ReservationNotFound,
     ReservationStatus,
     ReservedLine,
@@ -60,7 +61,7 @@ class ShardUnavailable(Exception):
 class ShardLink:
     """Sends commands to one shard actor, many per call."""
 
-    def __init__(self, handle: Any, *, max_batch: int = 1000, max_in_flight: int = 2) -> None:
+    def __init__(self, handle: Any, *, max_batch: int = 1000, max_in_flight: int = 1) -> None:
         self.handle = handle
         self._max_batch = max_batch
         self._max_in_flight = max_in_flight
@@ -165,6 +166,7 @@ class Inventory:
         self._engine = engine
         self._primaries: OrderedDict[str, str] = OrderedDict()
         self._reserving: dict[str, asyncio.Future[None]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
 
     @property
     def shard_count(self) -> int:
@@ -261,6 +263,10 @@ class Inventory:
             for n, line in enumerate(lines, start=1)
         ]
         primary_sku = primary_sku_of(r.sku for r in requests)
+        known = self._primaries.get(order_id)
+        if known is not None and known != primary_sku:
+            # The order was reserved with other SKUs: it keeps that reservation.
+            return await self.get_reservation(order_id)
         primary = self.link_for(primary_sku)
         by_link: dict[int, list[LineRequest]] = {}
         for request in requests:
@@ -278,9 +284,6 @@ class Inventory:
             self._remember_primary(order_id, primary_sku)
             return reservation
 
-        existing = await primary.call(GetReservation(order_id))
-        if isinstance(existing, Reservation):
-            return existing
         others = {index: self.links[index] for index in by_link}
         prepared = await asyncio.gather(
             *(
@@ -294,6 +297,12 @@ class Inventory:
             return_exceptions=True,
         )
         failure = next((p for p in prepared if isinstance(p, BaseException)), None)
+        if isinstance(failure, ReservationConflict):
+            # Another attempt holds these lines: maybe this order is reserved already.
+            existing = await primary.call(GetReservation(order_id))
+            if isinstance(existing, Reservation):
+                await self._tell(others.values(), Follow(order_id, reservation_id, _ABORTED))
+                return existing
         try:
             if failure is not None:
                 raise failure
@@ -311,7 +320,9 @@ class Inventory:
         self._remember_primary(order_id, primary_sku)
         # Another attempt for this order won the race: ours is void, its holds go back.
         outcome = _HELD if reservation.reservation_id == reservation_id else _ABORTED
-        await self._tell(others.values(), Follow(order_id, reservation_id, outcome))
+        # The decision is durable in the primary; the others learn it in the background
+        # (a shard that misses it asks the primary on its own sweep).
+        self._background(self._tell(others.values(), Follow(order_id, reservation_id, outcome)))
         return reservation
 
     async def release(self, order_id: str) -> Reservation:
@@ -354,6 +365,16 @@ class Inventory:
         self._primaries[order_id] = primary_sku
         if len(self._primaries) > 200_000:
             self._primaries.popitem(last=False)
+
+    async def settle(self) -> None:
+        """Wait for decisions still being passed to shards in the background."""
+        while self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def _background(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def _tell(self, links: Any, op: Op) -> None:
         """Send a decision to shards; one that misses it settles the line on its own sweep."""

@@ -25,7 +25,8 @@ class Settings:
     database_url: str = ""
     nats_url: str = ""
     ray_address: str = ""
-    inventory_shards: int = 4
+    # One shard per core by default: more shards than cores only adds contention.
+    inventory_shards: int = field(default_factory=lambda: os.cpu_count() or 2)
     ray_namespace: str = "orderhub"
     log_format: str = "json"
 
@@ -38,7 +39,7 @@ class Settings:
             database_url=os.environ.get("ORDERHUB_DATABASE_URL", ""),
             nats_url=os.environ.get("ORDERHUB_NATS_URL", ""),
             ray_address=os.environ.get("ORDERHUB_RAY_ADDRESS", ""),
-            inventory_shards=_env_int("ORDERHUB_INVENTORY_SHARDS", 4),
+            inventory_shards=_env_int("ORDERHUB_INVENTORY_SHARDS", os.cpu_count() or 2),
             ray_namespace=os.environ.get("ORDERHUB_RAY_NAMESPACE", "orderhub"),
             log_format=os.environ.get("ORDERHUB_LOG_FORMAT", "json"),
         )

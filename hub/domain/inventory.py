@@ -640,6 +640,12 @@ class InventoryShard:
 
     # ----------------------------------------------------------------- persistence
 
+    def has_changes(self) -> bool:
+        """Whether anything changed since the last drain."""
+        return bool(
+            self._dirty_levels or self._dirty_lines or self._dirty_reservations or self._ledger
+        )
+
     def drain_changes(self) -> Changes:
         """Snapshots of everything changed since the last drain, for the shell to persist."""
         changes = Changes(

@@ -88,6 +88,12 @@ def find_reservations(engine: Engine, order_ids: Sequence[str]) -> list[Reservat
         return [_reservation(r) for r in rows]
 
 
+def known_order_ids(engine: Engine) -> set[str]:
+    """Every order that has a reservation record, whichever shard decided it."""
+    with engine.connect() as conn:
+        return {r[0] for r in conn.execute(select(schema.reservations.c.order_id))}
+
+
 def find_primary_sku(engine: Engine, order_id: str) -> str | None:
     """The primary SKU of an order's reservation, i.e. which shard decides it."""
     with engine.connect() as conn:

@@ -176,6 +176,7 @@ async def test_orders_spanning_shards_are_never_half_held(rig: Rig) -> None:
     assert len(pairs) + len(solos) == 100  # B is the scarce SKU: every unit went out
     [level_a] = await rig.inventory.availability(a)
     assert level_a.reserved == len(pairs)
+    await rig.inventory.settle()  # the other shards have heard every decision
     with rig.engine.connect() as conn:
         headers = {r.order_id: r.status for r in conn.execute(select(schema.reservations))}
         for line in conn.execute(select(schema.reservation_lines)):
