@@ -45,7 +45,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help=f"comma-separated subset of {','.join(ENGINES)}",
     )
     p.add_argument("--scenarios", default="A,B", help="comma-separated subset of A,B")
-    p.add_argument("--shards", type=int, default=4, help="inventory shard actors (4)")
+    p.add_argument(
+        "--shards",
+        type=int,
+        default=os.cpu_count() or 2,
+        help="inventory shard actors (one per core)",
+    )
     p.add_argument(
         "--pg-pool", type=int, default=32, help="baseline connections in all processes (32)"
     )

@@ -81,6 +81,16 @@ class ShardLink:
             raise result
         return result
 
+    async def call_many(self, ops: Sequence[Op]) -> list[object]:
+        """Send many commands at once; answers (or errors, as values) in order."""
+        loop = asyncio.get_running_loop()
+        futures: list[asyncio.Future[object]] = [loop.create_future() for _ in ops]
+        self._queue.extend(zip(ops, futures, strict=True))
+        while self._queue and self._in_flight < self._max_in_flight:
+            self._send()
+        results = await asyncio.gather(*futures, return_exceptions=True)
+        return list(results)
+
     def _send(self) -> None:
         batch = self._queue[: self._max_batch]
         del self._queue[: self._max_batch]
@@ -227,6 +237,87 @@ class Inventory:
         self, order_id: str, lines: Sequence[LineInput], ttl_seconds: int = 0
     ) -> Reservation:
         """Hold every line or none; the same order again gets the same reservation."""
+        self._validate(order_id, lines, ttl_seconds)
+        # One attempt per order at a time in this process; duplicates wait, then get
+        # the idempotent answer.
+        while (pending := self._reserving.get(order_id)) is not None:
+            await asyncio.shield(pending)
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._reserving[order_id] = done
+        try:
+            return await self._reserve(order_id, lines, ttl_seconds or DEFAULT_TTL_SECONDS)
+        finally:
+            del self._reserving[order_id]
+            done.set_result(None)
+
+    async def reserve_many(
+        self, requests: Sequence[tuple[str, Sequence[LineInput], int]]
+    ) -> list[Reservation | Exception]:
+        """Many independent reservations (order_id, lines, ttl): each answer or its error.
+
+        Orders whose lines all live in one shard travel to it together, one command
+        each, with no per-order coroutine; the rest take the cross-shard path.
+        """
+        answers: list[Reservation | Exception | None] = [None] * len(requests)
+        by_link: dict[int, list[tuple[int, Reserve]]] = {}
+        slow: list[int] = []
+        seen: set[str] = set()
+        now = datetime.now(UTC)
+        for i, (order_id, lines, ttl) in enumerate(requests):
+            try:
+                self._validate(order_id, lines, ttl)
+            except InvalidRequest as err:
+                answers[i] = err
+                continue
+            skus = {line.sku for line in lines}
+            owners = {shard_of(sku, self.shard_count) for sku in skus}
+            primary_sku = min(skus)
+            known = self._primaries.get(order_id)
+            if (
+                len(owners) > 1
+                or order_id in seen
+                or order_id in self._reserving
+                or (known is not None and known != primary_sku)
+            ):
+                slow.append(i)
+                continue
+            seen.add(order_id)
+            op = Reserve(
+                order_id,
+                "rsv_" + uuid.uuid4().hex[:24],
+                tuple(
+                    LineRequest(n, ln.sku, ln.quantity, ln.warehouse_id)
+                    for n, ln in enumerate(lines, start=1)
+                ),
+                now + timedelta(seconds=ttl or DEFAULT_TTL_SECONDS),
+                primary_sku,
+            )
+            by_link.setdefault(owners.pop(), []).append((i, op))
+
+        async def to_shard(index: int, items: list[tuple[int, Reserve]]) -> None:
+            results = await self.links[index].call_many([op for _, op in items])
+            for (i, op), result in zip(items, results, strict=True):
+                if isinstance(result, Reservation):
+                    self._remember_primary(op.order_id, op.primary_sku)
+                    answers[i] = result
+                else:
+                    answers[i] = result if isinstance(result, Exception) else RuntimeError(result)
+
+        async def one(i: int) -> None:
+            order_id, lines, ttl = requests[i]
+            try:
+                answers[i] = await self.reserve(order_id, lines, ttl)
+            except (InventoryError, ShardUnavailable) as err:
+                answers[i] = err
+
+        await asyncio.gather(
+            *(to_shard(index, items) for index, items in by_link.items()),
+            *(one(i) for i in slow),
+        )
+        return [a if a is not None else RuntimeError("no answer") for a in answers]
+
+    @staticmethod
+    def _validate(order_id: str, lines: Sequence[LineInput], ttl_seconds: int) -> None:
         if not order_id:
             raise InvalidRequest("order_id is required", field="order_id")
         if not lines:
@@ -243,17 +334,6 @@ class Inventory:
                     f"quantity must be positive, got {line.quantity} for SKU {line.sku}",
                     field="lines.quantity",
                 )
-        # One attempt per order at a time in this process; duplicates wait, then get
-        # the idempotent answer.
-        while (pending := self._reserving.get(order_id)) is not None:
-            await asyncio.shield(pending)
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._reserving[order_id] = done
-        try:
-            return await self._reserve(order_id, lines, ttl_seconds or DEFAULT_TTL_SECONDS)
-        finally:
-            del self._reserving[order_id]
-            done.set_result(None)
 
     async def _reserve(
         self, order_id: str, lines: Sequence[LineInput], ttl_seconds: int

@@ -182,19 +182,34 @@ class StockServicer(stock_pb2_grpc.StockServiceServicer):
         if len(request.requests) > 10_000:
             await abort(context, invalid("requests", "at most 10000 reservations per batch"))
 
-        async def one(req: stock_pb2.ReserveRequest) -> stock_pb2.ReserveBatchResult:
-            try:
-                reservation = await self._reserve(req)
-            except _REFUSALS as err:
-                code, _ = classify(err)
-                return stock_pb2.ReserveBatchResult(
-                    order_id=req.order_id, code=code.value[0], message=str(err)
+        answers = await self._inventory.reserve_many(
+            [
+                (
+                    req.order_id.strip(),
+                    [
+                        LineInput(ln.sku.strip(), ln.quantity, ln.warehouse_id.strip())
+                        for ln in req.lines
+                    ],
+                    req.ttl_seconds,
                 )
-            return stock_pb2.ReserveBatchResult(
-                order_id=req.order_id, reservation=convert.reservation(reservation)
-            )
-
-        results = await asyncio.gather(*(one(r) for r in request.requests))
+                for req in request.requests
+            ]
+        )
+        results = []
+        for req, answer in zip(request.requests, answers, strict=True):
+            if isinstance(answer, Reservation):
+                results.append(
+                    stock_pb2.ReserveBatchResult(
+                        order_id=req.order_id, reservation=convert.reservation(answer)
+                    )
+                )
+            else:
+                code, _ = classify(answer)
+                results.append(
+                    stock_pb2.ReserveBatchResult(
+                        order_id=req.order_id, code=code.value[0], message=str(answer)
+                    )
+                )
         return stock_pb2.ReserveBatchResponse(results=results)
 
     async def GetReservation(

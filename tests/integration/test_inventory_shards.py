@@ -20,8 +20,10 @@ from sqlalchemy import Engine, func, select
 from actors.inventory import ShardTimings, start_shards
 from hub.domain.inventory import (
     InsufficientStock,
+    InvalidRequest,
     LevelView,
     LineRequest,
+    Reservation,
     ReservationConflict,
     ReservationStatus,
 )
@@ -325,4 +327,31 @@ async def test_shard_crash_under_load_loses_no_acknowledged_reservation(rig: Rig
     assert level_b.reserved == 1500
     [level_a] = await rig.inventory.availability(a)
     assert level_a.reserved == 500
+    assert_books_balance(rig.engine)
+
+
+async def test_reserve_many_answers_each_order_on_its_own(rig: Rig) -> None:
+    a, b = rig.sku_in_shard(0, "A"), rig.sku_in_shard(1, "B")
+    await stock(rig, a, "WH-A", 3)
+    await stock(rig, b, "WH-A", 3)
+    answers = await rig.inventory.reserve_many(
+        [
+            ("o1", [LineInput(a, 2)], 0),
+            ("o2", [LineInput(a, 2)], 0),  # only 1 left
+            ("o3", [LineInput(a, 1), LineInput(b, 1)], 0),  # spans shards
+            ("o1", [LineInput(a, 2)], 0),  # a repeat gets the same reservation
+            ("", [LineInput(b, 1)], 0),
+            ("o4", [LineInput(b, 0)], 0),
+        ]
+    )
+    first, short, spanning, repeat, no_id, no_qty = answers
+    assert isinstance(first, Reservation) and isinstance(repeat, Reservation)
+    assert repeat.reservation_id == first.reservation_id
+    assert isinstance(short, InsufficientStock)
+    assert isinstance(spanning, Reservation) and len(spanning.lines) == 2
+    assert isinstance(no_id, InvalidRequest) and no_id.field == "order_id"
+    assert isinstance(no_qty, InvalidRequest) and no_qty.field == "lines.quantity"
+    [level_a] = await rig.inventory.availability(a)
+    assert (level_a.reserved, level_a.available) == (3, 0)
+    await rig.inventory.settle()
     assert_books_balance(rig.engine)
