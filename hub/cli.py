@@ -8,7 +8,9 @@ import logging
 import os
 import signal
 import sys
+from collections.abc import Coroutine
 from pathlib import Path
+from typing import Any
 
 from hub import logs
 from hub.settings import Settings
@@ -74,6 +76,18 @@ def _db_upgrade(settings: Settings) -> int:
     return 0
 
 
+def _run(main: Coroutine[Any, Any, int]) -> int:
+    """Run the hub's event loop: uvloop where installed (less CPU per RPC), else asyncio."""
+    if os.environ.get("ORDERHUB_EVENT_LOOP", "uvloop") == "uvloop":
+        try:
+            import uvloop
+        except ImportError:
+            pass
+        else:
+            return uvloop.run(main)
+    return asyncio.run(main)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for every subcommand."""
     common = argparse.ArgumentParser(add_help=False)
@@ -105,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = _settings(args)
     logs.configure(settings.log_format)
     if args.command == "up":
-        return asyncio.run(_up(settings, args.demo))
+        return _run(_up(settings, args.demo))
     if args.command == "db":
         return _db_upgrade(settings)
     return 2

@@ -73,6 +73,18 @@ async def abort(context: grpc.aio.ServicerContext[object, object], err: Exceptio
     raise AssertionError("unreachable")  # context.abort always raises
 
 
+def refuse(context: grpc.aio.ServicerContext[object, object], err: Exception) -> None:
+    """Set the status for ``err`` on the RPC; the handler then returns an empty answer.
+
+    Cheaper than aborting (no exception travels through the server), which matters
+    when most calls of a sold-out flash sale are refusals.
+    """
+    status = to_status(err)
+    context.set_code(status.code)
+    context.set_details(status.details)
+    context.set_trailing_metadata(status.trailing_metadata)
+
+
 def invalid(field: str, message: str) -> InvalidRequest:
     """An INVALID_ARGUMENT error naming the field."""
     return InvalidRequest(message, field=field)

@@ -9,7 +9,7 @@ from typing import TypeVar
 import grpc
 
 from hub.api import convert
-from hub.api.errors import abort, classify, invalid
+from hub.api.errors import abort, classify, invalid, refuse
 from hub.domain.inventory import InventoryError, Reservation, UnknownSku
 from hub.inventory import Inventory, LineInput, ShardUnavailable
 from hub.store.master_data import MasterData, PlatformSku, Sku, Warehouse
@@ -34,7 +34,7 @@ def _non_negative(value: int, field: str) -> int:
     return value
 
 
-async def _guard(context: Context, work: Callable[[], Awaitable[T]]) -> T:
+async def _guard(context: Context, work: Callable[[], Awaitable[T]], empty: type[T]) -> T:
     """Run one RPC's work; domain refusals become precise statuses."""
     remaining = context.time_remaining()
     if remaining is not None and remaining <= 0:
@@ -42,7 +42,8 @@ async def _guard(context: Context, work: Callable[[], Awaitable[T]]) -> T:
     try:
         return await work()
     except _REFUSALS as err:
-        await abort(context, err)
+        refuse(context, err)
+        return empty()
 
 
 M = TypeVar("M", stock_pb2.ReserveResponse, stock_pb2.ReleaseResponse, stock_pb2.CommitResponse)
@@ -77,7 +78,7 @@ class StockServicer(stock_pb2_grpc.StockServiceServicer):
             await self._inventory.register_warehouse(w.warehouse_id)
             return stock_pb2.UpsertWarehouseResponse(warehouse=convert.warehouse(w))
 
-        return await _guard(context, work)
+        return await _guard(context, work, stock_pb2.UpsertWarehouseResponse)
 
     async def ListWarehouses(
         self, request: stock_pb2.ListWarehousesRequest, context: Context
@@ -102,7 +103,7 @@ class StockServicer(stock_pb2_grpc.StockServiceServicer):
             await self._inventory.register_sku(s.sku, s.safety_stock)
             return stock_pb2.UpsertSkuResponse(sku=convert.sku(s))
 
-        return await _guard(context, work)
+        return await _guard(context, work, stock_pb2.UpsertSkuResponse)
 
     async def MapPlatformSku(
         self, request: stock_pb2.MapPlatformSkuRequest, context: Context
@@ -123,7 +124,7 @@ class StockServicer(stock_pb2_grpc.StockServiceServicer):
                 )
             )
 
-        return await _guard(context, work)
+        return await _guard(context, work, stock_pb2.MapPlatformSkuResponse)
 
     async def SetStock(
         self, request: stock_pb2.SetStockRequest, context: Context
@@ -142,7 +143,7 @@ class StockServicer(stock_pb2_grpc.StockServiceServicer):
             )
             return stock_pb2.SetStockResponse(level=convert.level(view))
 
-        return await _guard(context, work)
+        return await _guard(context, work, stock_pb2.SetStockResponse)
 
     async def GetAvailability(
         self, request: stock_pb2.GetAvailabilityRequest, context: Context
@@ -156,7 +157,7 @@ class StockServicer(stock_pb2_grpc.StockServiceServicer):
                 total_available=sum(v.available for v in views),
             )
 
-        return await _guard(context, work)
+        return await _guard(context, work, stock_pb2.GetAvailabilityResponse)
 
     async def Reserve(
         self, request: stock_pb2.ReserveRequest, context: Context
@@ -164,7 +165,7 @@ class StockServicer(stock_pb2_grpc.StockServiceServicer):
         async def work() -> stock_pb2.ReserveResponse:
             return _answer(stock_pb2.ReserveResponse(), await self._reserve(request))
 
-        return await _guard(context, work)
+        return await _guard(context, work, stock_pb2.ReserveResponse)
 
     async def _reserve(self, request: stock_pb2.ReserveRequest) -> Reservation:
         return await self._inventory.reserve(
@@ -219,7 +220,7 @@ class StockServicer(stock_pb2_grpc.StockServiceServicer):
             r = await self._inventory.get_reservation(_require(request.order_id, "order_id"))
             return stock_pb2.GetReservationResponse(reservation=convert.reservation(r))
 
-        return await _guard(context, work)
+        return await _guard(context, work, stock_pb2.GetReservationResponse)
 
     async def Release(
         self, request: stock_pb2.ReleaseRequest, context: Context
@@ -228,7 +229,7 @@ class StockServicer(stock_pb2_grpc.StockServiceServicer):
             r = await self._inventory.release(_require(request.order_id, "order_id"))
             return _answer(stock_pb2.ReleaseResponse(), r)
 
-        return await _guard(context, work)
+        return await _guard(context, work, stock_pb2.ReleaseResponse)
 
     async def Commit(
         self, request: stock_pb2.CommitRequest, context: Context
@@ -237,7 +238,7 @@ class StockServicer(stock_pb2_grpc.StockServiceServicer):
             r = await self._inventory.commit(_require(request.order_id, "order_id"))
             return _answer(stock_pb2.CommitResponse(), r)
 
-        return await _guard(context, work)
+        return await _guard(context, work, stock_pb2.CommitResponse)
 
     async def WatchAvailability(
         self, request: stock_pb2.WatchAvailabilityRequest, context: Context
