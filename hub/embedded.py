@@ -40,6 +40,18 @@ def _die_with_parent() -> None:
         libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
+def stop_child(process: subprocess.Popen[bytes] | None, timeout_s: float) -> None:
+    """Stop a child process: SIGTERM, then SIGKILL if it lingers past ``timeout_s``."""
+    if process is None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 class EmbeddedNats:
     """A nats-server child process with JetStream storage in a directory of ours."""
 
@@ -89,14 +101,7 @@ class EmbeddedNats:
 
     def stop(self, timeout_s: float = 10.0) -> None:
         """Stop the server (SIGTERM, then SIGKILL if it lingers)."""
-        if self._process is None:
-            return
-        self._process.terminate()
-        try:
-            self._process.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            self._process.kill()
-            self._process.wait()
+        stop_child(self._process, timeout_s)
         self._process = None
 
 
@@ -158,13 +163,6 @@ class EmbeddedRay:
 
     def stop(self, timeout_s: float = 30.0) -> None:
         """Stop the head and every Ray process it started."""
-        if self._process is None:
-            return
-        self._process.terminate()
-        try:
-            self._process.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            self._process.kill()
-            self._process.wait()
+        stop_child(self._process, timeout_s)
         self._process = None
         shutil.rmtree(self.temp_dir, ignore_errors=True)

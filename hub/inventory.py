@@ -271,7 +271,7 @@ class Inventory:
                 continue
             skus = {line.sku for line in lines}
             owners = {shard_of(sku, self.shard_count) for sku in skus}
-            primary_sku = min(skus)
+            primary_sku = primary_sku_of(skus)
             known = self._primaries.get(order_id)
             if (
                 len(owners) > 1

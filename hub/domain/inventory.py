@@ -19,7 +19,7 @@ from __future__ import annotations
 import heapq
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from enum import StrEnum
 
 
@@ -333,12 +333,13 @@ class InventoryShard:
             raise ReservationClosed(
                 f"reservation attempt for order {order_id} was aborted", field="order_id"
             )
+        primary_sku = primary_sku or _primary_sku(lines, remote_lines)
         held = self._hold(
             order_id=order_id,
             reservation_id=reservation_id,
             lines=lines,
             status=LineStatus.HELD,
-            primary_sku=primary_sku or _primary_sku(lines, remote_lines),
+            primary_sku=primary_sku,
             expires_at=expires_at,
             now=now,
         )
@@ -353,7 +354,7 @@ class InventoryShard:
             reservation_id=reservation_id,
             order_id=order_id,
             status=ReservationStatus.HELD,
-            primary_sku=primary_sku or _primary_sku(lines, remote_lines),
+            primary_sku=primary_sku,
             lines=all_lines,
             expires_at=expires_at,
             created_at=now,
@@ -742,8 +743,3 @@ def _primary_sku(lines: Sequence[LineRequest], remote: Sequence[ReservedLine]) -
 def primary_sku_of(skus: Iterable[str]) -> str:
     """The SKU whose shard owns a reservation: the order's smallest SKU."""
     return min(skus)
-
-
-def expiry(now: datetime, ttl_seconds: int) -> datetime:
-    """When a hold made now for ``ttl_seconds`` runs out."""
-    return now + timedelta(seconds=ttl_seconds)
