@@ -74,8 +74,7 @@ class ShardLink:
         """Send one command (batched with others) and return its answer or raise its error."""
         future: asyncio.Future[object] = asyncio.get_running_loop().create_future()
         self._queue.append((op, future))
-        if self._in_flight < self._max_in_flight:
-            self._send()
+        self._kick()
         result = await future
         if isinstance(result, InventoryError):
             raise result
@@ -86,10 +85,14 @@ class ShardLink:
         loop = asyncio.get_running_loop()
         futures: list[asyncio.Future[object]] = [loop.create_future() for _ in ops]
         self._queue.extend(zip(ops, futures, strict=True))
-        while self._queue and self._in_flight < self._max_in_flight:
-            self._send()
+        self._kick()
         results = await asyncio.gather(*futures, return_exceptions=True)
         return list(results)
+
+    def _kick(self) -> None:
+        """Send what is queued, as far as the in-flight limit allows."""
+        while self._queue and self._in_flight < self._max_in_flight:
+            self._send()
 
     def _send(self) -> None:
         batch = self._queue[: self._max_batch]
@@ -113,8 +116,7 @@ class ShardLink:
                     future.set_result(result)
         finally:
             self._in_flight -= 1
-            if self._queue and self._in_flight < self._max_in_flight:
-                self._send()
+            self._kick()
 
 
 class AvailabilityFeed:
@@ -166,6 +168,27 @@ class LineInput:
     sku: str
     quantity: int
     warehouse_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """One reservation attempt: its id, deciding SKU, expiry and lines per shard."""
+
+    reservation_id: str
+    primary_sku: str
+    primary_index: int
+    expires_at: datetime
+    by_shard: dict[int, tuple[LineRequest, ...]]
+
+    def reserve_alone(self, order_id: str) -> Reserve:
+        """The command for an attempt whose lines all live in the primary shard."""
+        return Reserve(
+            order_id,
+            self.reservation_id,
+            self.by_shard[self.primary_index],
+            self.expires_at,
+            self.primary_sku,
+        )
 
 
 class Inventory:
@@ -245,7 +268,7 @@ class Inventory:
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._reserving[order_id] = done
         try:
-            return await self._reserve(order_id, lines, ttl_seconds or DEFAULT_TTL_SECONDS)
+            return await self._reserve(order_id, lines, ttl_seconds)
         finally:
             del self._reserving[order_id]
             done.set_result(None)
@@ -269,30 +292,17 @@ class Inventory:
             except InvalidRequest as err:
                 answers[i] = err
                 continue
-            skus = {line.sku for line in lines}
-            owners = {shard_of(sku, self.shard_count) for sku in skus}
-            primary_sku = primary_sku_of(skus)
-            known = self._primaries.get(order_id)
+            plan = self._plan(lines, ttl, now)
             if (
-                len(owners) > 1
+                len(plan.by_shard) > 1
                 or order_id in seen
                 or order_id in self._reserving
-                or (known is not None and known != primary_sku)
+                or self._reserved_otherwise(order_id, plan)
             ):
                 slow.append(i)
                 continue
             seen.add(order_id)
-            op = Reserve(
-                order_id,
-                "rsv_" + uuid.uuid4().hex[:24],
-                tuple(
-                    LineRequest(n, ln.sku, ln.quantity, ln.warehouse_id)
-                    for n, ln in enumerate(lines, start=1)
-                ),
-                now + timedelta(seconds=ttl or DEFAULT_TTL_SECONDS),
-                primary_sku,
-            )
-            by_link.setdefault(owners.pop(), []).append((i, op))
+            by_link.setdefault(plan.primary_index, []).append((i, plan.reserve_alone(order_id)))
 
         async def to_shard(index: int, items: list[tuple[int, Reserve]]) -> None:
             results = await self.links[index].call_many([op for _, op in items])
@@ -316,6 +326,26 @@ class Inventory:
         )
         return [a if a is not None else RuntimeError("no answer") for a in answers]
 
+    def _plan(self, lines: Sequence[LineInput], ttl_seconds: int, now: datetime) -> _Plan:
+        """Number the lines, pick the deciding SKU, group the lines by owning shard."""
+        by_shard: dict[int, list[LineRequest]] = {}
+        for n, line in enumerate(lines, start=1):
+            request = LineRequest(n, line.sku, line.quantity, line.warehouse_id)
+            by_shard.setdefault(shard_of(line.sku, self.shard_count), []).append(request)
+        primary_sku = primary_sku_of(line.sku for line in lines)
+        return _Plan(
+            reservation_id="rsv_" + uuid.uuid4().hex[:24],
+            primary_sku=primary_sku,
+            primary_index=shard_of(primary_sku, self.shard_count),
+            expires_at=now + timedelta(seconds=ttl_seconds or DEFAULT_TTL_SECONDS),
+            by_shard={i: tuple(reqs) for i, reqs in by_shard.items()},
+        )
+
+    def _reserved_otherwise(self, order_id: str, plan: _Plan) -> bool:
+        """Whether this process saw the order reserved under a different deciding SKU."""
+        known = self._primaries.get(order_id)
+        return known is not None and known != plan.primary_sku
+
     @staticmethod
     def _validate(order_id: str, lines: Sequence[LineInput], ttl_seconds: int) -> None:
         if not order_id:
@@ -338,41 +368,26 @@ class Inventory:
     async def _reserve(
         self, order_id: str, lines: Sequence[LineInput], ttl_seconds: int
     ) -> Reservation:
-        requests = [
-            LineRequest(n, line.sku, line.quantity, line.warehouse_id)
-            for n, line in enumerate(lines, start=1)
-        ]
-        primary_sku = primary_sku_of(r.sku for r in requests)
-        known = self._primaries.get(order_id)
-        if known is not None and known != primary_sku:
+        plan = self._plan(lines, ttl_seconds, datetime.now(UTC))
+        if self._reserved_otherwise(order_id, plan):
             # The order was reserved with other SKUs: it keeps that reservation.
             return await self.get_reservation(order_id)
-        primary = self.link_for(primary_sku)
-        by_link: dict[int, list[LineRequest]] = {}
-        for request in requests:
-            by_link.setdefault(shard_of(request.sku, self.shard_count), []).append(request)
-        primary_index = shard_of(primary_sku, self.shard_count)
-        expires_at = datetime.now(UTC) + timedelta(seconds=ttl_seconds)
-        reservation_id = "rsv_" + uuid.uuid4().hex[:24]
-        own = tuple(by_link.pop(primary_index))
-        if not by_link:
-            reservation = await self._call(
-                primary,
-                Reserve(order_id, reservation_id, own, expires_at, primary_sku),
-                Reservation,
-            )
-            self._remember_primary(order_id, primary_sku)
+        reservation_id = plan.reservation_id
+        primary = self.links[plan.primary_index]
+        if len(plan.by_shard) == 1:
+            reservation = await self._call(primary, plan.reserve_alone(order_id), Reservation)
+            self._remember_primary(order_id, plan.primary_sku)
             return reservation
-
-        others = {index: self.links[index] for index in by_link}
+        remote_lines = {i: reqs for i, reqs in plan.by_shard.items() if i != plan.primary_index}
+        others = {index: self.links[index] for index in remote_lines}
         prepared = await asyncio.gather(
             *(
                 self._call(
                     others[index],
-                    Prepare(order_id, reservation_id, tuple(reqs), expires_at, primary_sku),
+                    Prepare(order_id, reservation_id, reqs, plan.expires_at, plan.primary_sku),
                     list,
                 )
-                for index, reqs in by_link.items()
+                for index, reqs in remote_lines.items()
             ),
             return_exceptions=True,
         )
@@ -389,15 +404,19 @@ class Inventory:
             remote: tuple[ReservedLine, ...] = tuple(
                 line for part in prepared if isinstance(part, list) for line in part
             )
-            reservation = await self._call(
-                primary,
-                Reserve(order_id, reservation_id, own, expires_at, primary_sku, remote),
-                Reservation,
+            decide = Reserve(
+                order_id,
+                reservation_id,
+                plan.by_shard[plan.primary_index],
+                plan.expires_at,
+                plan.primary_sku,
+                remote,
             )
+            reservation = await self._call(primary, decide, Reservation)
         except BaseException:
             await self._tell(others.values(), Follow(order_id, reservation_id, _ABORTED))
             raise
-        self._remember_primary(order_id, primary_sku)
+        self._remember_primary(order_id, plan.primary_sku)
         # Another attempt for this order won the race: ours is void, its holds go back.
         outcome = _HELD if reservation.reservation_id == reservation_id else _ABORTED
         # The decision is durable in the primary; the others learn it in the background

@@ -34,6 +34,14 @@ def _non_negative(value: int, field: str) -> int:
     return value
 
 
+def _reservation_request(request: stock_pb2.ReserveRequest) -> tuple[str, list[LineInput], int]:
+    """A Reserve request as the inventory takes it (the inventory validates it)."""
+    lines = [
+        LineInput(ln.sku.strip(), ln.quantity, ln.warehouse_id.strip()) for ln in request.lines
+    ]
+    return request.order_id.strip(), lines, request.ttl_seconds
+
+
 async def _guard(context: Context, work: Callable[[], Awaitable[T]], empty: type[T]) -> T:
     """Run one RPC's work; domain refusals become precise statuses."""
     remaining = context.time_remaining()
@@ -168,14 +176,7 @@ class StockServicer(stock_pb2_grpc.StockServiceServicer):
         return await _guard(context, work, stock_pb2.ReserveResponse)
 
     async def _reserve(self, request: stock_pb2.ReserveRequest) -> Reservation:
-        return await self._inventory.reserve(
-            _require(request.order_id, "order_id"),
-            [
-                LineInput(ln.sku.strip(), ln.quantity, ln.warehouse_id.strip())
-                for ln in request.lines
-            ],
-            request.ttl_seconds,
-        )
+        return await self._inventory.reserve(*_reservation_request(request))
 
     async def ReserveBatch(
         self, request: stock_pb2.ReserveBatchRequest, context: Context
@@ -184,17 +185,7 @@ class StockServicer(stock_pb2_grpc.StockServiceServicer):
             await abort(context, invalid("requests", "at most 10000 reservations per batch"))
 
         answers = await self._inventory.reserve_many(
-            [
-                (
-                    req.order_id.strip(),
-                    [
-                        LineInput(ln.sku.strip(), ln.quantity, ln.warehouse_id.strip())
-                        for ln in req.lines
-                    ],
-                    req.ttl_seconds,
-                )
-                for req in request.requests
-            ]
+            [_reservation_request(req) for req in request.requests]
         )
         results = []
         for req, answer in zip(request.requests, answers, strict=True):
