@@ -23,11 +23,20 @@ from typing import Any
 
 import ray
 
-from hub.domain.inventory import InventoryShard, LevelView, ReservationStatus
-from hub.domain.inventory_ops import Follow, Op, Resolve, apply_all, unknown_orders
+from hub.domain.inventory import Changes, InventoryShard, LevelView, ReservationStatus
+from hub.domain.inventory_ops import (
+    Follow,
+    Op,
+    Resolve,
+    apply_all,
+    unknown_events,
+    unknown_orders,
+)
 from hub.domain.sharding import shard_of
+from hub.events import messages_for
 from hub.store.db import make_engine
 from hub.store.inventory_store import (
+    applied_event_ids,
     find_reservations,
     known_order_ids,
     load_shard,
@@ -114,6 +123,11 @@ class InventoryShardActor:
         if forgotten:
             found = await asyncio.to_thread(find_reservations, self._engine, forgotten)
             self.shard.remember(found)
+        events = unknown_events(self.shard, ops)
+        if events:
+            # Movements applied before this incarnation are in the ledger, not in memory.
+            applied = await asyncio.to_thread(applied_event_ids, self._engine, events)
+            self.shard.remember_events(applied)
         results = apply_all(self.shard, ops, utcnow())
         await self._durable()
         return results
@@ -193,17 +207,17 @@ class InventoryShardActor:
             await self._wake.wait()
             self._wake.clear()
             generation = self._applied
-            changes = self.shard.drain_changes()
+            changes = self.shard.drain_changes(utcnow())
             if changes:
                 try:
-                    await asyncio.to_thread(write_changes, self._engine, changes)
+                    await asyncio.to_thread(self._persist, changes)
                 except Exception:
                     # Memory is now ahead of the database. Exit so Ray restarts this
                     # shard from what was committed; nothing unwritten was acknowledged.
                     log.exception("shard %d could not persist a batch; restarting", self.index)
                     os._exit(70)
                 self._known_orders.update(changes.reservations)
-                await self._publish([self.shard.view(lv) for lv in changes.levels.values()])
+                await self._publish(changes.views)
             self._committed = generation
             pending = []
             for target, waiter in self._waiters:
@@ -214,6 +228,10 @@ class InventoryShardActor:
             self._waiters = pending
             if pending:
                 self._wake.set()
+
+    def _persist(self, changes: Changes) -> None:
+        """Write a tick's changes and the messages telling of them in one transaction."""
+        write_changes(self._engine, changes, messages_for(changes, utcnow()))
 
     async def _publish(self, views: list[LevelView]) -> None:
         assert self._feed_changed is not None

@@ -15,9 +15,12 @@ from nats.aio.client import Client as NatsClient
 from actors.inventory import ShardTimings, start_shards
 from hub.embedded import EmbeddedNats, EmbeddedRay
 from hub.inventory import Inventory, ShardLink
+from hub.relay import OutboxRelay
 from hub.settings import Settings
 from hub.store.db import make_engine, upgrade
+from hub.store.dead_letters import DeadLetters
 from hub.store.master_data import MasterData
+from hub.wms_sync import WmsSync
 
 log = logging.getLogger("orderhub.hub")
 
@@ -35,6 +38,9 @@ class Hub:
         self.nats: NatsClient | None = None
         self._inventory: Inventory | None = None
         self._master_data: MasterData | None = None
+        self._wms: WmsSync | None = None
+        self._relay: OutboxRelay | None = None
+        self.dead_letters: DeadLetters | None = None
 
     @property
     def inventory(self) -> Inventory:
@@ -47,6 +53,18 @@ class Hub:
         """Master data in the database (after start)."""
         assert self._master_data is not None, "hub not started"
         return self._master_data
+
+    @property
+    def wms(self) -> WmsSync:
+        """The WMS event consumer (after start)."""
+        assert self._wms is not None, "hub not started"
+        return self._wms
+
+    @property
+    def relay(self) -> OutboxRelay:
+        """The outbox relay (after start)."""
+        assert self._relay is not None, "hub not started"
+        return self._relay
 
     async def start(self) -> None:
         """Migrate the database, start or join NATS and Ray, and load the shards."""
@@ -76,6 +94,19 @@ class Hub:
             timings=self._timings,
         )
         self._inventory = Inventory([ShardLink(h) for h in self.shards], engine)
+        self._relay = OutboxRelay(self.nats, engine, stream=s.oms_stream)
+        await self._relay.start()
+        self.dead_letters = DeadLetters(engine)
+        self._wms = WmsSync(
+            self.nats,
+            self._inventory,
+            self.dead_letters,
+            stream=s.wms_stream,
+            consumer=s.wms_consumer,
+            deliver_new=s.wms_deliver == "new",
+            batch=s.wms_batch,
+        )
+        await self._wms.start()
         log.info(
             "hub started",
             extra={
@@ -114,8 +145,12 @@ class Hub:
 
     async def stop(self) -> None:
         """Stop what this hub started, in reverse order."""
+        if self._wms is not None:
+            await self._wms.stop()
         if self._inventory is not None:
             await self._inventory.settle()
+        if self._relay is not None:
+            await self._relay.stop()
         for handle in self.shards:
             ray.kill(handle, no_restart=True)
         self.shards = []

@@ -88,6 +88,20 @@ def _run(main: Coroutine[Any, Any, int]) -> int:
     return asyncio.run(main)
 
 
+STOCK_DIMENSIONS = ("province", "city", "warehouse", "category", "sku")
+
+
+def _dimension_list(text: str) -> list[str]:
+    """``--by province,category``: the names, checked; no heavy imports at parse time."""
+    names = [n.strip().lower() for n in text.split(",") if n.strip()]
+    unknown = [n for n in names if n not in STOCK_DIMENSIONS]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: choose from {','.join(STOCK_DIMENSIONS)} (comma-separated)"
+        )
+    return names
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for every subcommand."""
     common = argparse.ArgumentParser(add_help=False)
@@ -110,12 +124,45 @@ def build_parser() -> argparse.ArgumentParser:
     db_sub = db.add_subparsers(dest="db_command", required=True)
     db_up = db_sub.add_parser("upgrade", parents=[common], help="apply migrations")
     db_up.add_argument("--database-url", help="SQLAlchemy URL (ORDERHUB_DATABASE_URL)")
+
+    stock = sub.add_parser(
+        "stock",
+        help="print the live inventory map of a running hub (ATP by place, warehouse, category)",
+    )
+    stock.add_argument(
+        "--addr",
+        default=os.environ.get("ORDERHUB_GRPC_ADDR") or "127.0.0.1:50051",
+        help="the hub's gRPC address (ORDERHUB_GRPC_ADDR, 127.0.0.1:50051)",
+    )
+    stock.add_argument(
+        "--by",
+        type=_dimension_list,
+        metavar="KEYS",
+        help=f"group by these, comma-separated: {','.join(STOCK_DIMENSIONS)} "
+        "(default province,city)",
+    )
+    stock.add_argument("--province", help="only warehouses in this province")
+    stock.add_argument("--city", help="only warehouses in this city")
+    stock.add_argument("--category", help="only SKUs of this category")
+    stock.add_argument(
+        "--warehouse", action="append", metavar="ID", help="only this warehouse (repeatable)"
+    )
+    stock.add_argument("--sku", action="append", help="only this SKU (repeatable)")
+    stock.add_argument("--limit", type=int, help="at most this many rows (hub default 5000)")
+    stock.add_argument(
+        "--format", choices=["table", "json"], default="table", help="output (table)"
+    )
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `orderhub` command."""
     args = build_parser().parse_args(argv)
+    if args.command == "stock":
+        # A client of a running hub: no settings, and logging is left as the caller has it.
+        from hub.cli_stock import run
+
+        return run(args)
     settings = _settings(args)
     logs.configure(settings.log_format)
     if args.command == "up":

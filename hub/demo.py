@@ -16,10 +16,10 @@ WAREHOUSES = [
 ]
 
 SKUS = [
-    Sku("TEE-01-BLK-L", "纯棉T恤 黑色 L", "apparel", 250, 5),
+    Sku("TEE-01-BLK-L", "纯棉T恤 黑色 L", "apparel", 250, 5, low_stock_threshold=100),
     Sku("CAP-02-RED", "棒球帽 红色", "apparel", 120, 5),
     Sku("MUG-03-WHT", "陶瓷马克杯 白色", "home", 450, 10),
-    Sku("PB-04-20K", "充电宝 20000mAh", "electronics", 420, 10),
+    Sku("PB-04-20K", "充电宝 20000mAh", "electronics", 420, 10, low_stock_threshold=50),
     Sku("RICE-05-5KG", "东北大米 5kg", "grocery", 5100, 20),
 ]
 
@@ -46,7 +46,7 @@ async def load_demo(hub: Hub) -> None:
         await hub.inventory.register_warehouse(w.warehouse_id)
     for s in SKUS:
         await asyncio.to_thread(md.upsert_sku, s)
-        await hub.inventory.register_sku(s.sku, s.safety_stock)
+        await hub.inventory.register_sku(s.sku, s.safety_stock, s.low_stock_threshold)
     for m in MAPPINGS:
         await asyncio.to_thread(md.map_platform_sku, m)
     for warehouse_id, counts in STOCK.items():

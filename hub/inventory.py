@@ -13,7 +13,7 @@ import logging
 import uuid
 from collections import OrderedDict
 from collections.abc import Coroutine, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -32,10 +32,12 @@ from hub.domain.inventory import (
     primary_sku_of,
 )
 from hub.domain.inventory_ops import (
+    ApplyMovement,
     Availability,
     Commit,
     Follow,
     GetReservation,
+    HeldLines,
     Op,
     Prepare,
     Release,
@@ -44,6 +46,7 @@ from hub.domain.inventory_ops import (
     UpsertSku,
     UpsertWarehouse,
 )
+from hub.domain.movements import MovementResult, StockMovement
 from hub.domain.sharding import shard_of
 from hub.store.inventory_store import find_primary_sku
 
@@ -217,9 +220,9 @@ class Inventory:
 
     # ------------------------------------------------------------------ master data
 
-    async def register_sku(self, sku: str, safety_stock: int) -> None:
+    async def register_sku(self, sku: str, safety_stock: int, low_stock_threshold: int = 0) -> None:
         """Tell the owning shard about a SKU (after it is stored)."""
-        await self.link_for(sku).call(UpsertSku(sku, safety_stock))
+        await self.link_for(sku).call(UpsertSku(sku, safety_stock, low_stock_threshold))
 
     async def register_warehouse(self, warehouse_id: str) -> None:
         """Tell every shard about a warehouse (after it is stored)."""
@@ -239,6 +242,31 @@ class Inventory:
         """Set an absolute on-hand count."""
         op = SetStock(sku, warehouse_id, on_hand, safety_stock, reason)
         return await self._call(self.link_for(sku), op, LevelView)
+
+    async def apply_movements(
+        self, movements: Sequence[StockMovement]
+    ) -> list[MovementResult | Exception]:
+        """Apply warehouse movements, each exactly once, in order per SKU.
+
+        Each answer is the movement's result, the refusal (an :class:`InventoryError`:
+        unknown SKU or warehouse, bad quantity) or :class:`ShardUnavailable` (try again).
+        """
+        by_shard: dict[int, list[int]] = {}
+        for i, m in enumerate(movements):
+            by_shard.setdefault(shard_of(m.sku, self.shard_count), []).append(i)
+        answers: list[MovementResult | Exception] = [RuntimeError("no answer")] * len(movements)
+
+        async def to_shard(index: int, positions: list[int]) -> None:
+            ops = [ApplyMovement(movements[i]) for i in positions]
+            results = await self.links[index].call_many(ops)
+            for i, result in zip(positions, results, strict=True):
+                if isinstance(result, MovementResult | Exception):
+                    answers[i] = result
+                else:
+                    answers[i] = RuntimeError(f"unexpected answer {result!r}")
+
+        await asyncio.gather(*(to_shard(i, pos) for i, pos in by_shard.items()))
+        return answers
 
     async def availability(self, sku: str, warehouse_ids: Sequence[str] = ()) -> list[LevelView]:
         """Levels of a SKU per warehouse."""
@@ -438,7 +466,39 @@ class Inventory:
         result = await primary.call(GetReservation(order_id))
         if not isinstance(result, Reservation):
             raise ReservationNotFound(f"no reservation for order {order_id}", field="order_id")
-        return result
+        return await self._where_now(result)
+
+    async def _where_now(self, reservation: Reservation) -> Reservation:
+        """The reservation with each line's current warehouse.
+
+        A line held by another shard than the primary may have moved since the primary
+        recorded it (its warehouse ran short); the owning shard knows where it is now.
+        """
+        primary = shard_of(reservation.primary_sku, self.shard_count)
+        others = sorted(
+            {shard_of(ln.sku, self.shard_count) for ln in reservation.lines} - {primary}
+        )
+        if not others:
+            return reservation
+        parts = await asyncio.gather(
+            *(
+                self.links[i].call(HeldLines(reservation.order_id, reservation.reservation_id))
+                for i in others
+            ),
+            return_exceptions=True,
+        )
+        where = {
+            ln.line_no: ln.warehouse_id
+            for part in parts
+            if isinstance(part, list)
+            for ln in part
+            if isinstance(ln, ReservedLine)
+        }
+        lines = tuple(
+            replace(ln, warehouse_id=where.get(ln.line_no, ln.warehouse_id))
+            for ln in reservation.lines
+        )
+        return reservation if lines == reservation.lines else replace(reservation, lines=lines)
 
     async def _decide(self, order_id: str, op: Release | Commit) -> Reservation:
         if not order_id:
@@ -450,6 +510,7 @@ class Inventory:
         if others:
             follow = Follow(order_id, reservation.reservation_id, reservation.status)
             await self._tell([self.links[i] for i in sorted(others)], follow)
+            return await self._where_now(reservation)
         return reservation
 
     async def _primary_link(self, order_id: str) -> ShardLink:

@@ -10,6 +10,7 @@ from grpc_reflection.v1alpha import reflection
 
 from hub.api.pending import PendingOrderServicer, PendingRoutingServicer
 from hub.api.stock import StockServicer
+from hub.api.wms import WmsServicer
 from hub.app import Hub
 from orderhub.v1 import (
     order_pb2,
@@ -18,10 +19,13 @@ from orderhub.v1 import (
     routing_pb2_grpc,
     stock_pb2,
     stock_pb2_grpc,
+    wms_pb2,
+    wms_pb2_grpc,
 )
 
 SERVICES = (
     stock_pb2.DESCRIPTOR.services_by_name["StockService"].full_name,
+    wms_pb2.DESCRIPTOR.services_by_name["WmsService"].full_name,
     order_pb2.DESCRIPTOR.services_by_name["OrderService"].full_name,
     routing_pb2.DESCRIPTOR.services_by_name["RoutingService"].full_name,
 )
@@ -55,6 +59,10 @@ async def start_server(hub: Hub, address: str) -> HubServer:
     )
     stock_pb2_grpc.add_StockServiceServicer_to_server(
         StockServicer(hub.inventory, hub.master_data), server
+    )
+    assert hub.dead_letters is not None
+    wms_pb2_grpc.add_WmsServiceServicer_to_server(
+        WmsServicer(hub.wms, hub.dead_letters, hub.relay), server
     )
     # Filled in by the orders and routing work; until then they answer UNIMPLEMENTED.
     order_pb2_grpc.add_OrderServiceServicer_to_server(PendingOrderServicer(), server)

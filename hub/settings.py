@@ -29,6 +29,15 @@ class Settings:
     inventory_shards: int = field(default_factory=lambda: os.cpu_count() or 2)
     ray_namespace: str = "orderhub"
     log_format: str = "json"
+    # WMS sync: the stream created for wms.events.> when none stores it, the durable
+    # consumer all hub processes of one deployment share, and where a new consumer starts
+    # ("all": everything in the stream; "new": from now on).
+    wms_stream: str = "WMS"
+    wms_consumer: str = "orderhub-wms"
+    wms_deliver: str = "all"
+    wms_batch: int = 500
+    # The stream created for the hub's own events (oms.>) when none stores them.
+    oms_stream: str = "OMS"
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -42,6 +51,11 @@ class Settings:
             inventory_shards=_env_int("ORDERHUB_INVENTORY_SHARDS", os.cpu_count() or 2),
             ray_namespace=os.environ.get("ORDERHUB_RAY_NAMESPACE", "orderhub"),
             log_format=os.environ.get("ORDERHUB_LOG_FORMAT", "json"),
+            wms_stream=os.environ.get("ORDERHUB_WMS_STREAM", "WMS"),
+            wms_consumer=os.environ.get("ORDERHUB_WMS_CONSUMER", "orderhub-wms"),
+            wms_deliver=os.environ.get("ORDERHUB_WMS_DELIVER", "all"),
+            wms_batch=_env_int("ORDERHUB_WMS_BATCH", 500),
+            oms_stream=os.environ.get("ORDERHUB_OMS_STREAM", "OMS"),
         )
 
     def resolved_database_url(self) -> str:

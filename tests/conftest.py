@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import nats
 import pytest
 import ray
 from sqlalchemy import create_engine, text
@@ -110,7 +111,24 @@ def hub_settings(database_url: str, data_dir: Path, *, shards: int = 2) -> Setti
         nats_url=NATS_URL,
         inventory_shards=shards,
         ray_namespace=f"test-{uuid.uuid4().hex[:10]}",
+        # Its own durable consumer, starting now: other runs' events on this NATS are
+        # not this hub's business.
+        wms_consumer=f"test-{uuid.uuid4().hex[:10]}",
+        wms_deliver="new",
     )
+
+
+async def drop_consumer(settings: Settings) -> None:
+    """Delete a test hub's durable WMS consumer from the shared NATS."""
+    nc = await nats.connect(settings.nats_url)
+    try:
+        js = nc.jetstream()
+        stream = await js.find_stream_name_by_subject("wms.events.>")
+        await js.delete_consumer(stream, settings.wms_consumer)
+    except Exception:
+        pass  # never created, or gone already
+    finally:
+        await nc.close()
 
 
 @pytest.fixture(scope="session")
@@ -121,10 +139,12 @@ async def hub(
 ) -> AsyncIterator[Hub]:
     """A hub on PostgreSQL and NATS shared by the end-to-end tests."""
     url = new_database("postgresql")
-    running = Hub(hub_settings(url, tmp_path_factory.mktemp("hub"), shards=3))
+    settings = hub_settings(url, tmp_path_factory.mktemp("hub"), shards=3)
+    running = Hub(settings)
     await running.start()
     yield running
     await running.stop()
+    await drop_consumer(settings)
 
 
 @pytest.fixture(scope="session")

@@ -8,6 +8,7 @@ from typing import Protocol
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from hub.domain.inventory import LevelView, Reservation, ReservationStatus
+from hub.store.inventory_map import Dimension, MapRow
 from hub.store.master_data import Sku, Warehouse
 from orderhub.v1 import stock_pb2
 
@@ -16,6 +17,15 @@ _STATUS = {
     ReservationStatus.RELEASED: stock_pb2.RESERVATION_STATUS_RELEASED,
     ReservationStatus.COMMITTED: stock_pb2.RESERVATION_STATUS_COMMITTED,
     ReservationStatus.EXPIRED: stock_pb2.RESERVATION_STATUS_EXPIRED,
+}
+
+# Inventory map dimensions; UNSPECIFIED and unknown values have no entry.
+DIMENSIONS = {
+    stock_pb2.INVENTORY_MAP_DIMENSION_PROVINCE: Dimension.PROVINCE,
+    stock_pb2.INVENTORY_MAP_DIMENSION_CITY: Dimension.CITY,
+    stock_pb2.INVENTORY_MAP_DIMENSION_WAREHOUSE: Dimension.WAREHOUSE,
+    stock_pb2.INVENTORY_MAP_DIMENSION_CATEGORY: Dimension.CATEGORY,
+    stock_pb2.INVENTORY_MAP_DIMENSION_SKU: Dimension.SKU,
 }
 
 
@@ -58,6 +68,25 @@ def sku(s: Sku) -> stock_pb2.Sku:
         category=s.category,
         weight_grams=s.weight_grams,
         safety_stock=s.safety_stock,
+        low_stock_threshold=s.low_stock_threshold,
+    )
+
+
+def map_row(r: MapRow) -> stock_pb2.InventoryMapRow:
+    """An inventory map row message."""
+    return stock_pb2.InventoryMapRow(
+        province=r.province,
+        city=r.city,
+        warehouse_id=r.warehouse_id,
+        category=r.category,
+        sku=r.sku,
+        on_hand=r.on_hand,
+        reserved=r.reserved,
+        safety_stock=r.safety_stock,
+        available=r.available,
+        sku_count=r.sku_count,
+        warehouse_count=r.warehouse_count,
+        out_of_stock_skus=r.out_of_stock_skus,
     )
 
 

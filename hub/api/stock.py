@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import TypeVar
 
 import grpc
@@ -11,7 +11,16 @@ import grpc
 from hub.api import convert
 from hub.api.errors import abort, classify, invalid, refuse
 from hub.domain.inventory import InventoryError, Reservation, UnknownSku
+from hub.events import is_subject_token
 from hub.inventory import Inventory, LineInput, ShardUnavailable
+from hub.store.inventory_map import (
+    DEFAULT_LIMIT,
+    MAX_LIMIT,
+    Dimension,
+    MapFilters,
+    grouping,
+    inventory_map,
+)
 from hub.store.master_data import MasterData, PlatformSku, Sku, Warehouse
 from orderhub.v1 import stock_pb2, stock_pb2_grpc
 
@@ -28,10 +37,43 @@ def _require(value: str, field: str) -> str:
     return value
 
 
+def _subject_token(value: str, field: str) -> str:
+    """An id that also names NATS subjects (wms.events.<warehouse_id>)."""
+    value = _require(value, field)
+    if not is_subject_token(value):
+        raise invalid(field, f"{field} must not contain spaces, '.', '*' or '>', got {value!r}")
+    return value
+
+
 def _non_negative(value: int, field: str) -> int:
     if value < 0:
         raise invalid(field, f"{field} must not be negative, got {value}")
     return value
+
+
+_MAX_FILTER_IDS = 1000
+
+
+def _dimensions(
+    values: Sequence[stock_pb2.InventoryMapDimension.ValueType],
+) -> tuple[Dimension, ...]:
+    """The map's grouping; UNSPECIFIED or an unknown enum value is refused."""
+    dims = []
+    for value in values:
+        dim = convert.DIMENSIONS.get(value)
+        if dim is None:
+            known = ", ".join(d.name for d in Dimension)
+            raise invalid("group_by", f"group_by: {value} is not a dimension ({known})")
+        dims.append(dim)
+    return grouping(dims)
+
+
+def _ids(values: Sequence[str], field: str) -> tuple[str, ...]:
+    """A filter's ids, stripped, blanks dropped; at most 1000."""
+    ids = tuple(dict.fromkeys(v.strip() for v in values if v.strip()))
+    if len(ids) > _MAX_FILTER_IDS:
+        raise invalid(field, f"at most {_MAX_FILTER_IDS} {field} per request, got {len(ids)}")
+    return ids
 
 
 def _reservation_request(request: stock_pb2.ReserveRequest) -> tuple[str, list[LineInput], int]:
@@ -75,7 +117,7 @@ class StockServicer(stock_pb2_grpc.StockServiceServicer):
     ) -> stock_pb2.UpsertWarehouseResponse:
         async def work() -> stock_pb2.UpsertWarehouseResponse:
             w = Warehouse(
-                warehouse_id=_require(request.warehouse_id, "warehouse_id"),
+                warehouse_id=_subject_token(request.warehouse_id, "warehouse_id"),
                 name=_require(request.name, "name"),
                 province=_require(request.province, "province"),
                 city=_require(request.city, "city"),
@@ -106,9 +148,12 @@ class StockServicer(stock_pb2_grpc.StockServiceServicer):
                 category=request.category.strip(),
                 weight_grams=_non_negative(request.weight_grams, "weight_grams"),
                 safety_stock=_non_negative(request.safety_stock, "safety_stock"),
+                low_stock_threshold=_non_negative(
+                    request.low_stock_threshold, "low_stock_threshold"
+                ),
             )
             await asyncio.to_thread(self._master.upsert_sku, s)
-            await self._inventory.register_sku(s.sku, s.safety_stock)
+            await self._inventory.register_sku(s.sku, s.safety_stock, s.low_stock_threshold)
             return stock_pb2.UpsertSkuResponse(sku=convert.sku(s))
 
         return await _guard(context, work, stock_pb2.UpsertSkuResponse)
@@ -166,6 +211,32 @@ class StockServicer(stock_pb2_grpc.StockServiceServicer):
             )
 
         return await _guard(context, work, stock_pb2.GetAvailabilityResponse)
+
+    async def GetInventoryMap(
+        self, request: stock_pb2.GetInventoryMapRequest, context: Context
+    ) -> stock_pb2.GetInventoryMapResponse:
+        async def work() -> stock_pb2.GetInventoryMapResponse:
+            group_by = _dimensions(request.group_by)
+            filters = MapFilters(
+                province=request.province.strip(),
+                city=request.city.strip(),
+                category=request.category.strip(),
+                warehouse_ids=_ids(request.warehouse_ids, "warehouse_ids"),
+                skus=_ids(request.skus, "skus"),
+            )
+            limit = min(_non_negative(request.limit, "limit") or DEFAULT_LIMIT, MAX_LIMIT)
+            as_of = convert.utcnow()
+            found = await asyncio.to_thread(
+                inventory_map, self._master.engine, group_by, filters, limit=limit
+            )
+            return stock_pb2.GetInventoryMapResponse(
+                rows=[convert.map_row(r) for r in found.rows],
+                total=convert.map_row(found.total),
+                as_of=convert.timestamp(as_of),
+                truncated=found.truncated,
+            )
+
+        return await _guard(context, work, stock_pb2.GetInventoryMapResponse)
 
     async def Reserve(
         self, request: stock_pb2.ReserveRequest, context: Context

@@ -17,10 +17,24 @@ the shard itself does no I/O.
 from __future__ import annotations
 
 import heapq
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
+
+from hub.domain.movements import (
+    DELTA_SIGN,
+    AlertKind,
+    HoldEvent,
+    HoldEventKind,
+    HoldMove,
+    MovementResult,
+    MovementType,
+    ReviewItem,
+    StockAlert,
+    StockMovement,
+)
 
 
 class LineStatus(StrEnum):
@@ -55,10 +69,26 @@ _DECISION_TO_LINE = {
 
 
 class LedgerKind(StrEnum):
-    """Why on-hand stock changed."""
+    """Why on-hand stock changed: a count set by hand, a commit, or a warehouse movement."""
 
     SET = "SET"
     COMMIT = "COMMIT"
+    INBOUND = "INBOUND"
+    OUTBOUND = "OUTBOUND"
+    TRANSFER_IN = "TRANSFER_IN"
+    TRANSFER_OUT = "TRANSFER_OUT"
+    DAMAGE = "DAMAGE"
+    COUNT = "COUNT"
+
+
+#: Holds whose terminal change the warehouse hears about (it was told of the hold).
+_ANNOUNCED_END = {
+    LineStatus.RELEASED: HoldEventKind.RELEASED,
+    LineStatus.COMMITTED: HoldEventKind.COMMITTED,
+    LineStatus.EXPIRED: HoldEventKind.EXPIRED,
+}
+#: How many applied movement ids a shard keeps in memory (older ones are in the ledger).
+REMEMBERED_EVENTS = 200_000
 
 
 # --------------------------------------------------------------------------- errors
@@ -182,6 +212,8 @@ class LedgerEntry:
     occurred_at: datetime
     order_id: str = ""
     reason: str = ""
+    #: The warehouse movement this entry applied (unique), for movements.
+    event_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,15 +230,30 @@ class LevelView:
 
 @dataclass(slots=True)
 class Changes:
-    """Snapshots of what changed since the last drain, merged per key."""
+    """Snapshots of what changed since the last drain, merged per key, and what to tell."""
 
     levels: dict[tuple[str, str], Level] = field(default_factory=dict)
     lines: dict[tuple[str, int], HoldLine] = field(default_factory=dict)
     reservations: dict[str, Reservation] = field(default_factory=dict)
     ledger: list[LedgerEntry] = field(default_factory=list)
+    #: The changed levels as callers see them (ATP computed).
+    views: list[LevelView] = field(default_factory=list)
+    holds: list[HoldEvent] = field(default_factory=list)
+    alerts: list[StockAlert] = field(default_factory=list)
+    moves: list[HoldMove] = field(default_factory=list)
+    reviews: list[ReviewItem] = field(default_factory=list)
 
     def __bool__(self) -> bool:
-        return bool(self.levels or self.lines or self.reservations or self.ledger)
+        return bool(
+            self.levels
+            or self.lines
+            or self.reservations
+            or self.ledger
+            or self.holds
+            or self.alerts
+            or self.moves
+            or self.reviews
+        )
 
 
 # --------------------------------------------------------------------------- the shard
@@ -217,6 +264,10 @@ class InventoryShard:
 
     def __init__(self) -> None:
         self.sku_safety: dict[str, int] = {}
+        self.sku_low_threshold: dict[str, int] = {}
+        self._low: set[str] = set()  # SKUs whose low-stock alert is raised
+        self._threshold_changed: set[str] = set()
+        self._applied_events: OrderedDict[str, None] = OrderedDict()
         self.warehouses: set[str] = set()
         self.levels: dict[tuple[str, str], Level] = {}
         self._levels_by_sku: dict[str, list[Level]] = {}
@@ -227,12 +278,18 @@ class InventoryShard:
         self._dirty_lines: set[tuple[str, int]] = set()
         self._dirty_reservations: set[str] = set()
         self._ledger: list[LedgerEntry] = []
+        self._holds_log: list[HoldEvent] = []
+        self._alerts: list[StockAlert] = []
+        self._moves: list[HoldMove] = []
+        self._reviews: list[ReviewItem] = []
 
     # ----------------------------------------------------------------- master data
 
-    def upsert_sku(self, sku: str, safety_stock: int) -> None:
-        """Learn a SKU (or its new safety stock); levels' ATP changes with it."""
+    def upsert_sku(self, sku: str, safety_stock: int, low_stock_threshold: int = 0) -> None:
+        """Learn a SKU (or its new safety stock and alert threshold); ATP changes with it."""
         self.sku_safety[sku] = safety_stock
+        self.sku_low_threshold[sku] = low_stock_threshold
+        self._threshold_changed.add(sku)
         for level in self._levels_by_sku.get(sku, ()):
             self._dirty_levels.add((level.sku, level.warehouse_id))
 
@@ -307,6 +364,205 @@ class InventoryShard:
                 LedgerEntry(sku, warehouse_id, LedgerKind.SET, delta, on_hand, now, reason=reason)
             )
         return self.view(level)
+
+    # ----------------------------------------------------------------- warehouse movements
+
+    def knows_event(self, event_id: str) -> bool:
+        """Whether a movement with this id was applied (as far as memory reaches)."""
+        return event_id in self._applied_events
+
+    def remember_events(self, event_ids: Iterable[str]) -> None:
+        """Note movement ids the database says were applied already."""
+        for event_id in event_ids:
+            self._note_event(event_id)
+
+    def apply_movement(self, m: StockMovement, now: datetime) -> MovementResult:
+        """Apply a warehouse movement once; a repeat of its ``event_id`` changes nothing.
+
+        A movement that leaves a warehouse with fewer units on hand than it has held moves
+        the newest holds to other warehouses that have the stock; holds no warehouse can
+        take stay where they are and their orders are put up for review with an alert.
+        """
+        if not m.event_id:
+            raise InvalidRequest("event_id is required", field="event_id")
+        if m.event_id in self._applied_events:
+            return MovementResult(m.event_id, duplicate=True)
+        self._require_sku(m.sku)
+        self._require_warehouse(m.warehouse_id)
+        if m.type is MovementType.COUNT:
+            if m.quantity < 0:
+                raise InvalidRequest(
+                    f"a count must not be negative, got {m.quantity}", field="quantity"
+                )
+        elif m.quantity <= 0:
+            raise InvalidRequest(
+                f"a {m.type.value} quantity must be positive, got {m.quantity}",
+                field="quantity",
+            )
+        level = self._level(m.sku, m.warehouse_id)
+        before = level.on_hand
+        # What the books expect after the movement, and what the warehouse says there is.
+        if m.type is MovementType.COUNT:
+            expected, after = before, m.quantity
+        else:
+            expected = before + DELTA_SIGN[m.type] * m.quantity
+            after = max(0, expected)  # it shipped more than the books had: books were short
+        drift = after - expected
+        level.on_hand = after
+        self._dirty_levels.add((m.sku, m.warehouse_id))
+        self._ledger.append(
+            LedgerEntry(
+                m.sku,
+                m.warehouse_id,
+                LedgerKind(m.type.value),
+                after - before,
+                after,
+                m.occurred_at,
+                reason=f"drift {drift:+d}" if drift else "",
+                event_id=m.event_id,
+            )
+        )
+        self._note_event(m.event_id)
+        if drift:
+            self._alerts.append(
+                StockAlert(
+                    AlertKind.COUNT_DRIFT,
+                    m.sku,
+                    m.warehouse_id,
+                    now,
+                    f"{m.type.value} {m.event_id}: {m.warehouse_id} has {after} of SKU {m.sku} "
+                    f"where the books expected {expected} (drift {drift:+d})",
+                    drift=drift,
+                    event_id=m.event_id,
+                )
+            )
+        moved, review = self._cover_shortfall(level, m.event_id, now)
+        return MovementResult(m.event_id, False, before, after, drift, moved, review)
+
+    def _cover_shortfall(
+        self, level: Level, event_id: str, now: datetime
+    ) -> tuple[tuple[HoldMove, ...], tuple[ReviewItem, ...]]:
+        """Move the newest holds off a level holding more than it has on hand."""
+        short = level.reserved - level.on_hand
+        if short <= 0:
+            return (), ()
+        holds = sorted(
+            (
+                h
+                for hs in self.lines.values()
+                for h in hs
+                if h.status in ACTIVE_LINE
+                and h.sku == level.sku
+                and h.warehouse_id == level.warehouse_id
+            ),
+            key=lambda h: (h.created_at, h.order_id, h.line_no),
+            reverse=True,
+        )
+        moved: list[HoldMove] = []
+        stuck: list[HoldLine] = []
+        for hold in holds:
+            if short <= 0:
+                break
+            target = self._other_warehouse(hold)
+            if target is None:
+                stuck.append(hold)
+                continue
+            moved.append(self._move_hold(hold, target, event_id, now))
+            short -= hold.quantity
+        review: list[ReviewItem] = []
+        if short > 0:
+            for hold in stuck:
+                detail = (
+                    f"{level.warehouse_id} has {level.on_hand} of SKU {level.sku} on hand but "
+                    f"holds {level.reserved}; no other warehouse has {hold.quantity} available"
+                )
+                item = ReviewItem(
+                    hold.order_id, "STOCK_SHORTFALL", detail, hold.sku, hold.warehouse_id, now
+                )
+                review.append(item)
+                self._reviews.append(item)
+                self._alerts.append(
+                    StockAlert(
+                        AlertKind.SHORTFALL,
+                        hold.sku,
+                        hold.warehouse_id,
+                        now,
+                        f"order {hold.order_id} needs review: {detail}",
+                        order_id=hold.order_id,
+                        event_id=event_id,
+                    )
+                )
+        return tuple(moved), tuple(review)
+
+    def _other_warehouse(self, hold: HoldLine) -> str | None:
+        """The warehouse with the most available stock that can take a whole held line."""
+        best: tuple[int, str] | None = None
+        for level in self._levels_by_sku.get(hold.sku, ()):
+            if level.warehouse_id == hold.warehouse_id:
+                continue
+            left = self._atp(level)
+            if left >= hold.quantity and (best is None or (left, level.warehouse_id) > best):
+                best = (left, level.warehouse_id)
+        return None if best is None else best[1]
+
+    def _move_hold(self, hold: HoldLine, target: str, event_id: str, now: datetime) -> HoldMove:
+        source = hold.warehouse_id
+        self._level(hold.sku, source).reserved -= hold.quantity
+        self._level(hold.sku, target).reserved += hold.quantity
+        self._dirty_levels.update({(hold.sku, source), (hold.sku, target)})
+        self._dirty_lines.add((hold.order_id, hold.line_no))
+        hold.warehouse_id = target
+        if hold.status is LineStatus.HELD:
+            self._announce(hold, HoldEventKind.MOVED_OUT, now, warehouse=source, other=target)
+            self._announce(hold, HoldEventKind.MOVED_IN, now, other=source)
+        reservation = self.reservations.get(hold.order_id)
+        if reservation is not None and reservation.reservation_id == hold.reservation_id:
+            reservation.lines = tuple(
+                replace(ln, warehouse_id=target) if ln.line_no == hold.line_no else ln
+                for ln in reservation.lines
+            )
+            self._dirty_reservations.add(hold.order_id)
+        move = HoldMove(
+            hold.order_id,
+            hold.reservation_id,
+            hold.line_no,
+            hold.sku,
+            source,
+            target,
+            hold.quantity,
+            event_id,
+            now,
+        )
+        self._moves.append(move)
+        return move
+
+    def _note_event(self, event_id: str) -> None:
+        self._applied_events[event_id] = None
+        if len(self._applied_events) > REMEMBERED_EVENTS:
+            self._applied_events.popitem(last=False)
+
+    def _announce(
+        self,
+        hold: HoldLine,
+        kind: HoldEventKind,
+        now: datetime,
+        *,
+        warehouse: str = "",
+        other: str = "",
+    ) -> None:
+        self._holds_log.append(
+            HoldEvent(
+                kind,
+                hold.order_id,
+                hold.reservation_id,
+                hold.line_no,
+                hold.sku,
+                warehouse or hold.warehouse_id,
+                hold.quantity,
+                now,
+                other,
+            )
+        )
 
     # ----------------------------------------------------------------- reserving
 
@@ -454,6 +710,8 @@ class InventoryShard:
             )
             held.append(hold)
             self._dirty_lines.add((order_id, line.line_no))
+            if status is LineStatus.HELD:
+                self._announce(hold, HoldEventKind.HELD, now)
         replaced = {h.line_no for h in held}
         self.lines[order_id] = [h for h in previous if h.line_no not in replaced] + held
         return held
@@ -618,7 +876,10 @@ class InventoryShard:
         self._dirty_lines.add((hold.order_id, hold.line_no))
         if target is LineStatus.HELD:
             hold.status = target
+            self._announce(hold, HoldEventKind.HELD, now)
             return True
+        if hold.status is LineStatus.HELD and target in _ANNOUNCED_END:
+            self._announce(hold, _ANNOUNCED_END[target], now)
         level = self._level(hold.sku, hold.warehouse_id)
         level.reserved -= hold.quantity
         if target is LineStatus.COMMITTED:
@@ -644,35 +905,97 @@ class InventoryShard:
     def has_changes(self) -> bool:
         """Whether anything changed since the last drain."""
         return bool(
-            self._dirty_levels or self._dirty_lines or self._dirty_reservations or self._ledger
+            self._dirty_levels
+            or self._dirty_lines
+            or self._dirty_reservations
+            or self._ledger
+            or self._threshold_changed
+            or self._alerts
         )
 
-    def drain_changes(self) -> Changes:
+    def drain_changes(self, now: datetime) -> Changes:
         """Snapshots of everything changed since the last drain, for the shell to persist."""
+        self._check_low_stock({sku for sku, _ in self._dirty_levels} | self._threshold_changed, now)
         changes = Changes(
             levels={k: replace(self.levels[k]) for k in self._dirty_levels},
             lines={k: replace(self._line(*k)) for k in self._dirty_lines},
             reservations={k: replace(self.reservations[k]) for k in self._dirty_reservations},
             ledger=self._ledger,
+            views=[self.view(self.levels[k]) for k in sorted(self._dirty_levels)],
+            holds=self._holds_log,
+            alerts=self._alerts,
+            moves=self._moves,
+            reviews=self._reviews,
         )
         self._dirty_levels = set()
         self._dirty_lines = set()
         self._dirty_reservations = set()
+        self._threshold_changed = set()
         self._ledger = []
+        self._holds_log = []
+        self._alerts = []
+        self._moves = []
+        self._reviews = []
         return changes
+
+    def total_available(self, sku: str) -> int:
+        """A SKU's available-to-promise summed over its warehouses."""
+        return sum(max(0, self._atp(lv)) for lv in self._levels_by_sku.get(sku, ()))
+
+    def low_on_stock(self) -> set[str]:
+        """SKUs whose low-stock alert is raised."""
+        return set(self._low)
+
+    def _check_low_stock(self, skus: Iterable[str], now: datetime) -> None:
+        """Raise a SKU's alert when its ATP crosses below its threshold; clear it on recovery."""
+        for sku in skus:
+            threshold = self.sku_low_threshold.get(sku, 0)
+            available = self.total_available(sku)
+            low = threshold > 0 and available < threshold
+            if low and sku not in self._low:
+                self._low.add(sku)
+                self._alerts.append(
+                    StockAlert(
+                        AlertKind.LOW_STOCK,
+                        sku,
+                        "",
+                        now,
+                        f"SKU {sku} is low on stock: {available} available, threshold {threshold}",
+                        available=available,
+                        threshold=threshold,
+                    )
+                )
+            elif not low and sku in self._low:
+                self._low.discard(sku)
+                self._alerts.append(
+                    StockAlert(
+                        AlertKind.LOW_STOCK_CLEARED,
+                        sku,
+                        "",
+                        now,
+                        f"SKU {sku} recovered: {available} available, threshold {threshold}",
+                        available=available,
+                        threshold=threshold,
+                    )
+                )
 
     def restore(
         self,
         *,
-        skus: Iterable[tuple[str, int]],
+        skus: Iterable[tuple[str, int, int]],
         warehouses: Iterable[str],
         levels: Iterable[Level],
         lines: Iterable[HoldLine],
         reservations: Iterable[Reservation],
     ) -> None:
-        """Load persisted state (the database is the source of truth)."""
-        for sku, safety in skus:
+        """Load persisted state (the database is the source of truth).
+
+        ``skus`` are (sku, safety stock, low-stock threshold). A SKU below its threshold
+        now had its alert raised when it got there, so it is not raised again.
+        """
+        for sku, safety, threshold in skus:
             self.sku_safety[sku] = safety
+            self.sku_low_threshold[sku] = threshold
         self.warehouses.update(warehouses)
         for level in levels:
             self.levels[(level.sku, level.warehouse_id)] = level
@@ -683,6 +1006,11 @@ class InventoryShard:
             self.reservations[reservation.order_id] = reservation
             if reservation.status is ReservationStatus.HELD:
                 heapq.heappush(self._expiry_heap, (reservation.expires_at, reservation.order_id))
+        self._low = {
+            sku
+            for sku, threshold in self.sku_low_threshold.items()
+            if threshold > 0 and self.total_available(sku) < threshold
+        }
 
     def remember(self, reservations: Iterable[Reservation]) -> None:
         """Add reservation records read back from the database, keeping newer ones in memory."""

@@ -20,6 +20,7 @@ from hub.domain.inventory import (
     ReservationStatus,
     ReservedLine,
 )
+from hub.domain.movements import MovementResult, StockMovement
 
 
 class Op(Protocol):
@@ -177,10 +178,11 @@ class UpsertSku:
 
     sku: str
     safety_stock: int
+    low_stock_threshold: int = 0
 
     def apply(self, shard: InventoryShard, now: datetime) -> None:
         """See :meth:`InventoryShard.upsert_sku`."""
-        shard.upsert_sku(self.sku, self.safety_stock)
+        shard.upsert_sku(self.sku, self.safety_stock, self.low_stock_threshold)
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,6 +194,33 @@ class UpsertWarehouse:
     def apply(self, shard: InventoryShard, now: datetime) -> None:
         """See :meth:`InventoryShard.upsert_warehouse`."""
         shard.upsert_warehouse(self.warehouse_id)
+
+
+@dataclass(frozen=True, slots=True)
+class ApplyMovement:
+    """Apply a warehouse movement exactly once."""
+
+    movement: StockMovement
+
+    def apply(self, shard: InventoryShard, now: datetime) -> MovementResult:
+        """See :meth:`InventoryShard.apply_movement`."""
+        return shard.apply_movement(self.movement, now)
+
+
+@dataclass(frozen=True, slots=True)
+class HeldLines:
+    """The lines this shard holds for one attempt at an order, where they are now."""
+
+    order_id: str
+    reservation_id: str
+
+    def apply(self, shard: InventoryShard, now: datetime) -> list[ReservedLine]:
+        """Lines of the attempt, whatever their state."""
+        return [
+            ReservedLine(h.line_no, h.sku, h.warehouse_id, h.quantity)
+            for h in shard.lines_of(self.order_id)
+            if h.reservation_id == self.reservation_id
+        ]
 
 
 ORDER_OPS = (Reserve, Release, Commit, GetReservation, Resolve)
@@ -206,6 +235,19 @@ def apply_all(shard: InventoryShard, ops: Sequence[Op], now: datetime) -> list[o
         except InventoryError as err:
             results.append(err)
     return results
+
+
+def unknown_events(shard: InventoryShard, ops: Sequence[Op]) -> list[str]:
+    """Movement ids in commands that this shard does not remember applying."""
+    return sorted(
+        {
+            op.movement.event_id
+            for op in ops
+            if isinstance(op, ApplyMovement)
+            and op.movement.event_id
+            and not shard.knows_event(op.movement.event_id)
+        }
+    )
 
 
 def unknown_orders(shard: InventoryShard, ops: Sequence[Op]) -> list[str]:

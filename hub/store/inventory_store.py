@@ -22,6 +22,7 @@ from hub.domain.inventory import (
     ReservedLine,
 )
 from hub.domain.sharding import shard_of
+from hub.events import OutboxMessage
 from hub.store import schema
 
 
@@ -29,7 +30,7 @@ from hub.store import schema
 class ShardState:
     """Everything a shard needs to rebuild itself after a start or a crash."""
 
-    skus: list[tuple[str, int]]
+    skus: list[tuple[str, int, int]]  # sku, safety stock, low-stock threshold
     warehouses: list[str]
     levels: list[Level]
     lines: list[HoldLine]
@@ -43,9 +44,10 @@ def load_shard(engine: Engine, index: int, count: int) -> ShardState:
         return shard_of(sku, count) == index
 
     with engine.connect() as conn:
+        t = schema.skus
         skus = [
-            (r.sku, int(r.safety_stock))
-            for r in conn.execute(select(schema.skus.c.sku, schema.skus.c.safety_stock))
+            (r.sku, int(r.safety_stock), int(r.low_stock_threshold))
+            for r in conn.execute(select(t.c.sku, t.c.safety_stock, t.c.low_stock_threshold))
             if mine(r.sku)
         ]
         warehouses = [r[0] for r in conn.execute(select(schema.warehouses.c.warehouse_id))]
@@ -89,6 +91,15 @@ def find_reservations(engine: Engine, order_ids: Sequence[str]) -> list[Reservat
         return [_reservation(r) for r in rows]
 
 
+def applied_event_ids(engine: Engine, event_ids: Sequence[str]) -> list[str]:
+    """Which of these warehouse movements the ledger has applied already."""
+    if not event_ids:
+        return []
+    t = schema.stock_ledger
+    with engine.connect() as conn:
+        return [r[0] for r in conn.execute(select(t.c.event_id).where(t.c.event_id.in_(event_ids)))]
+
+
 def known_order_ids(engine: Engine) -> set[str]:
     """Every order that has a reservation record, whichever shard decided it."""
     with engine.connect() as conn:
@@ -107,13 +118,65 @@ def find_primary_sku(engine: Engine, order_id: str) -> str | None:
     return None if value is None else str(value)
 
 
-def write_changes(engine: Engine, changes: Changes) -> None:
-    """Persist one shard tick's merged changes in a single transaction."""
+def write_changes(engine: Engine, changes: Changes, messages: Sequence[OutboxMessage] = ()) -> None:
+    """Persist one shard tick's merged changes, and the messages telling of them, at once."""
     with engine.begin() as conn:
         if conn.dialect.name == "postgresql":
             _write_postgresql(conn, changes)
         else:
             _write_portable(conn, changes)
+        _write_rare(conn, changes)
+        if messages:
+            write_outbox(conn, messages)
+
+
+def write_outbox(conn: Connection, messages: Sequence[OutboxMessage]) -> None:
+    """Add messages to the outbox inside the caller's transaction."""
+    now = datetime.now(UTC)
+    conn.execute(
+        schema.outbox.insert(),
+        [
+            {"subject": m.subject, "msg_id": m.msg_id, "payload": m.payload, "created_at": now}
+            for m in messages
+        ],
+    )
+
+
+def _write_rare(conn: Connection, changes: Changes) -> None:
+    """Hold moves and review items: rare, so one portable statement each."""
+    if changes.moves:
+        conn.execute(
+            schema.hold_moves.insert(),
+            [
+                {
+                    "order_id": m.order_id,
+                    "reservation_id": m.reservation_id,
+                    "line_no": m.line_no,
+                    "sku": m.sku,
+                    "from_warehouse": m.from_warehouse,
+                    "to_warehouse": m.to_warehouse,
+                    "quantity": m.quantity,
+                    "event_id": m.event_id,
+                    "moved_at": m.moved_at,
+                }
+                for m in changes.moves
+            ],
+        )
+    if changes.reviews:
+        conn.execute(
+            schema.review_items.insert(),
+            [
+                {
+                    "order_id": r.order_id,
+                    "reason": r.reason,
+                    "detail": r.detail,
+                    "sku": r.sku,
+                    "warehouse_id": r.warehouse_id,
+                    "created_at": r.created_at,
+                }
+                for r in changes.reviews
+            ],
+        )
 
 
 # Array upserts: one statement per table however many rows, and far less Python work
@@ -148,9 +211,9 @@ ON CONFLICT (order_id, line_no) DO UPDATE SET reservation_id = EXCLUDED.reservat
 """
 _PG_LEDGER = """
 INSERT INTO stock_ledger (sku, warehouse_id, kind, on_hand_delta, on_hand_after, order_id,
-    reason, occurred_at)
+    reason, occurred_at, event_id)
 SELECT * FROM unnest(%s::varchar[], %s::varchar[], %s::varchar[], %s::bigint[], %s::bigint[],
-    %s::varchar[], %s::text[], %s::timestamp[])
+    %s::varchar[], %s::text[], %s::timestamp[], %s::varchar[])
 """
 
 
@@ -214,6 +277,7 @@ def _write_postgresql(conn: Connection, changes: Changes) -> None:
                 e.order_id,
                 e.reason,
                 _naive(e.occurred_at),
+                e.event_id or None,
             )
             for e in changes.ledger
         ]
@@ -264,6 +328,7 @@ def _write_portable(conn: Connection, changes: Changes) -> None:
                     "order_id": e.order_id,
                     "reason": e.reason,
                     "occurred_at": e.occurred_at,
+                    "event_id": e.event_id or None,
                 }
                 for e in changes.ledger
             ],

@@ -33,6 +33,7 @@ class Sku:
     category: str
     weight_grams: int
     safety_stock: int
+    low_stock_threshold: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +51,11 @@ class MasterData:
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
+
+    @property
+    def engine(self) -> Engine:
+        """The database engine, for read-only reports such as the inventory map."""
+        return self._engine
 
     def upsert_warehouse(self, w: Warehouse) -> Warehouse:
         """Create or update a warehouse."""
@@ -73,6 +79,7 @@ class MasterData:
             "category": s.category,
             "weight_grams": s.weight_grams,
             "safety_stock": s.safety_stock,
+            "low_stock_threshold": s.low_stock_threshold,
             "updated_at": datetime.now(UTC),
         }
         self._upsert(schema.skus, row, ("sku",))
@@ -109,7 +116,14 @@ class MasterData:
             r = conn.execute(select(t).where(t.c.sku == sku)).first()
         if r is None:
             return None
-        return Sku(r.sku, r.name, r.category, int(r.weight_grams), int(r.safety_stock))
+        return Sku(
+            r.sku,
+            r.name,
+            r.category,
+            int(r.weight_grams),
+            int(r.safety_stock),
+            int(r.low_stock_threshold),
+        )
 
     def resolve_platform_sku(self, platform: str, shop_id: str, platform_sku: str) -> str | None:
         """The internal SKU a platform SKU code maps to, or None."""

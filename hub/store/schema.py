@@ -12,6 +12,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -73,6 +74,8 @@ skus = Table(
     Column("weight_grams", Integer, nullable=False),
     Column("safety_stock", BigInteger, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
+    # Total ATP below this raises a low-stock alert; 0 means no alert.
+    Column("low_stock_threshold", BigInteger, nullable=False, server_default="0"),
 )
 
 platform_skus = Table(
@@ -107,7 +110,10 @@ stock_ledger = Table(
     Column("order_id", String(128), nullable=False, default=""),
     Column("reason", Text, nullable=False, default=""),
     Column("occurred_at", UTCDateTime, nullable=False),
+    # The warehouse movement applied (WMS event_id); unique, so none is applied twice.
+    Column("event_id", String(128), nullable=True),
     Index("ix_stock_ledger_sku_warehouse", "sku", "warehouse_id"),
+    Index("ix_stock_ledger_event_id", "event_id", unique=True),
 )
 
 reservations = Table(
@@ -141,4 +147,71 @@ reservation_lines = Table(
     Column("closed_at", UTCDateTime, nullable=True),
     Index("ix_reservation_lines_status", "status"),
     Index("ix_reservation_lines_sku_warehouse", "sku", "warehouse_id"),
+)
+
+hold_moves = Table(
+    "hold_moves",
+    metadata,
+    Column("move_id", Id, primary_key=True, autoincrement=True),
+    Column("order_id", String(128), nullable=False),
+    Column("reservation_id", String(40), nullable=False),
+    Column("line_no", Integer, nullable=False),
+    Column("sku", String(64), nullable=False),
+    Column("from_warehouse", String(64), nullable=False),
+    Column("to_warehouse", String(64), nullable=False),
+    Column("quantity", BigInteger, nullable=False),
+    # The warehouse movement that made the hold move.
+    Column("event_id", String(128), nullable=False),
+    Column("moved_at", UTCDateTime, nullable=False),
+    Index("ix_hold_moves_order_id", "order_id"),
+)
+
+# Orders a person must look at (stock shortfalls now; order problems later).
+review_items = Table(
+    "review_items",
+    metadata,
+    Column("item_id", Id, primary_key=True, autoincrement=True),
+    Column("order_id", String(128), nullable=False),
+    Column("reason", String(64), nullable=False),
+    Column("detail", Text, nullable=False),
+    Column("sku", String(64), nullable=False, default=""),
+    Column("warehouse_id", String(64), nullable=False, default=""),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("resolved_at", UTCDateTime, nullable=True),
+    Index("ix_review_items_order_id", "order_id"),
+)
+
+# Messages to publish on NATS, written in the same transaction as the change they tell
+# of, and deleted once the stream has acknowledged them.
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("seq", Id, primary_key=True, autoincrement=True),
+    Column("subject", String(255), nullable=False),
+    Column("msg_id", String(64), nullable=False, unique=True),
+    Column("payload", LargeBinary, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+# Messages that could not be applied, kept with the reason until replayed or discarded.
+dead_letters = Table(
+    "dead_letters",
+    metadata,
+    Column("letter_id", Id, primary_key=True, autoincrement=True),
+    Column("source", String(32), nullable=False),
+    Column("subject", String(255), nullable=False),
+    # Where the message sat in its stream; a redelivered poison message is kept once.
+    Column("stream", String(64), nullable=False),
+    Column("stream_seq", BigInteger, nullable=False),
+    Column("event_id", String(128), nullable=False, default=""),
+    Column("headers", Text, nullable=False, default="{}"),
+    Column("payload", LargeBinary, nullable=False),
+    Column("error", String(32), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, default=1),
+    Column("received_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Index("ix_dead_letters_source_stream_seq", "source", "stream", "stream_seq", unique=True),
+    Index("ix_dead_letters_status", "status"),
 )

@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -174,7 +175,13 @@ def test_kill_9_of_the_hub_loses_no_acknowledged_reservation(
     need_service("NATS", NATS_URL, 4222)
     url = new_database("postgresql")
     hub = hub_process(
-        {"ORDERHUB_DATABASE_URL": url, "ORDERHUB_NATS_URL": NATS_URL, "ORDERHUB_RAY_ADDRESS": ""}
+        {
+            "ORDERHUB_DATABASE_URL": url,
+            "ORDERHUB_NATS_URL": NATS_URL,
+            "ORDERHUB_RAY_ADDRESS": "",
+            "ORDERHUB_WMS_CONSUMER": f"test-{uuid.uuid4().hex[:10]}",
+            "ORDERHUB_WMS_DELIVER": "new",
+        }
     )
     hub.start()
     with grpc.insecure_channel(hub.address) as channel:

@@ -35,7 +35,7 @@ def make_shard(*stock: tuple[str, str, int], safety: int = 0) -> InventoryShard:
         shard.upsert_sku(sku, safety)
         shard.upsert_warehouse(warehouse_id)
         shard.set_stock(sku, warehouse_id, on_hand, NOW)
-    shard.drain_changes()
+    shard.drain_changes(NOW)
     return shard
 
 
@@ -63,7 +63,7 @@ def test_reservation_is_all_or_nothing() -> None:
     assert refused.value.field == "CAP"
     assert shard.available("TEE", "WH-A") == 10
     assert shard.reservation("o1") is None
-    assert not shard.drain_changes()
+    assert not shard.drain_changes(NOW)
 
 
 def test_two_lines_of_one_sku_count_together() -> None:
@@ -147,7 +147,7 @@ def test_commit_lowers_on_hand_and_reserved_and_is_ledgered() -> None:
     shard.commit("o1", NOW)
     level = shard.levels[("TEE", "WH-A")]
     assert (level.on_hand, level.reserved) == (7, 0)
-    ledger = shard.drain_changes().ledger
+    ledger = shard.drain_changes(NOW).ledger
     assert [(e.kind, e.on_hand_delta, e.order_id) for e in ledger] == [
         (LedgerKind.COMMIT, -3, "o1")
     ]
@@ -262,11 +262,11 @@ def test_drained_changes_merge_repeated_writes_to_a_level() -> None:
     shard = make_shard(("TEE", "WH-A", 100))
     for n in range(10):
         reserve(shard, f"o{n}", ("TEE", 1, "WH-A"))
-    changes = shard.drain_changes()
+    changes = shard.drain_changes(NOW)
     assert list(changes.levels) == [("TEE", "WH-A")]
     assert changes.levels[("TEE", "WH-A")].reserved == 10
     assert len(changes.reservations) == 10
-    assert not shard.drain_changes()
+    assert not shard.drain_changes(NOW)
 
 
 def test_shard_of_is_stable_and_in_range() -> None:
@@ -314,7 +314,7 @@ def test_any_sequence_keeps_the_books_straight(script: list[tuple[str, int, str]
                 shard.expire_due(at + timedelta(minutes=value))
         except (InsufficientStock, ReservationClosed, ReservationNotFound):
             pass
-        ledger += shard.drain_changes().ledger
+        ledger += shard.drain_changes(NOW).ledger
         for wh in ("WH-A", "WH-B"):
             level = shard.levels[("TEE", wh)]
             live = sum(

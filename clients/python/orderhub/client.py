@@ -396,7 +396,12 @@ class _Requests:
 
     @staticmethod
     def upsert_sku(
-        sku: str, name: str, category: str, weight_grams: int, safety_stock: int
+        sku: str,
+        name: str,
+        category: str,
+        weight_grams: int,
+        safety_stock: int,
+        low_stock_threshold: int,
     ) -> stock_pb2.UpsertSkuRequest:
         return stock_pb2.UpsertSkuRequest(
             sku=sku,
@@ -404,6 +409,7 @@ class _Requests:
             category=category,
             weight_grams=weight_grams,
             safety_stock=safety_stock,
+            low_stock_threshold=low_stock_threshold,
         )
 
     @staticmethod
@@ -613,9 +619,12 @@ class OrderHubClient(_ClientBase):
         category: str = "",
         weight_grams: int = 0,
         safety_stock: int = 0,
+        low_stock_threshold: int = 0,
     ) -> stock_pb2.Sku:
-        """Create or update a SKU."""
-        request = _Requests.upsert_sku(sku, name, category, weight_grams, safety_stock)
+        """Create or update a SKU; ``low_stock_threshold`` > 0 turns on its low-stock alert."""
+        request = _Requests.upsert_sku(
+            sku, name, category, weight_grams, safety_stock, low_stock_threshold
+        )
         return self.call(self.stock.UpsertSku, request, idempotent=True).sku
 
     def map_platform_sku(
@@ -815,9 +824,12 @@ class AsyncOrderHubClient(_ClientBase):
         category: str = "",
         weight_grams: int = 0,
         safety_stock: int = 0,
+        low_stock_threshold: int = 0,
     ) -> stock_pb2.Sku:
-        """Create or update a SKU."""
-        request = _Requests.upsert_sku(sku, name, category, weight_grams, safety_stock)
+        """Create or update a SKU; ``low_stock_threshold`` > 0 turns on its low-stock alert."""
+        request = _Requests.upsert_sku(
+            sku, name, category, weight_grams, safety_stock, low_stock_threshold
+        )
         return (await self.call(self.stock.UpsertSku, request, idempotent=True)).sku
 
     async def map_platform_sku(

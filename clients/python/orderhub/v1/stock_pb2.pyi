@@ -50,6 +50,42 @@ RESERVATION_STATUS_EXPIRED: ReservationStatus.ValueType  # 4
 """The hold ran out; the stock returned."""
 Global___ReservationStatus: _TypeAlias = ReservationStatus  # noqa: Y015
 
+class _InventoryMapDimension:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _InventoryMapDimensionEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_InventoryMapDimension.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    INVENTORY_MAP_DIMENSION_UNSPECIFIED: _InventoryMapDimension.ValueType  # 0
+    """Not a dimension; refused in a request."""
+    INVENTORY_MAP_DIMENSION_PROVINCE: _InventoryMapDimension.ValueType  # 1
+    """The warehouse's province (e.g. 广东省)."""
+    INVENTORY_MAP_DIMENSION_CITY: _InventoryMapDimension.ValueType  # 2
+    """The warehouse's city (e.g. 广州市)."""
+    INVENTORY_MAP_DIMENSION_WAREHOUSE: _InventoryMapDimension.ValueType  # 3
+    """The warehouse itself."""
+    INVENTORY_MAP_DIMENSION_CATEGORY: _InventoryMapDimension.ValueType  # 4
+    """The SKU's category."""
+    INVENTORY_MAP_DIMENSION_SKU: _InventoryMapDimension.ValueType  # 5
+    """The SKU itself."""
+
+class InventoryMapDimension(_InventoryMapDimension, metaclass=_InventoryMapDimensionEnumTypeWrapper):
+    """A key the inventory map groups stock by."""
+
+INVENTORY_MAP_DIMENSION_UNSPECIFIED: InventoryMapDimension.ValueType  # 0
+"""Not a dimension; refused in a request."""
+INVENTORY_MAP_DIMENSION_PROVINCE: InventoryMapDimension.ValueType  # 1
+"""The warehouse's province (e.g. 广东省)."""
+INVENTORY_MAP_DIMENSION_CITY: InventoryMapDimension.ValueType  # 2
+"""The warehouse's city (e.g. 广州市)."""
+INVENTORY_MAP_DIMENSION_WAREHOUSE: InventoryMapDimension.ValueType  # 3
+"""The warehouse itself."""
+INVENTORY_MAP_DIMENSION_CATEGORY: InventoryMapDimension.ValueType  # 4
+"""The SKU's category."""
+INVENTORY_MAP_DIMENSION_SKU: InventoryMapDimension.ValueType  # 5
+"""The SKU itself."""
+Global___InventoryMapDimension: _TypeAlias = InventoryMapDimension  # noqa: Y015
+
 @_typing.final
 class Warehouse(_message.Message):
     """A physical warehouse that holds stock and ships orders."""
@@ -98,12 +134,17 @@ class Sku(_message.Message):
     CATEGORY_FIELD_NUMBER: _builtins.int
     WEIGHT_GRAMS_FIELD_NUMBER: _builtins.int
     SAFETY_STOCK_FIELD_NUMBER: _builtins.int
+    LOW_STOCK_THRESHOLD_FIELD_NUMBER: _builtins.int
     sku: _builtins.str
     name: _builtins.str
     category: _builtins.str
     weight_grams: _builtins.int
     safety_stock: _builtins.int
     """Units kept out of available-to-promise in every warehouse."""
+    low_stock_threshold: _builtins.int
+    """A low-stock alert fires once when the SKU's total ATP drops below this, and clears
+    when it recovers; 0 means no alert.
+    """
     def __init__(
         self,
         *,
@@ -112,10 +153,11 @@ class Sku(_message.Message):
         category: _builtins.str = ...,
         weight_grams: _builtins.int = ...,
         safety_stock: _builtins.int = ...,
+        low_stock_threshold: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["category", b"category", "name", b"name", "safety_stock", b"safety_stock", "sku", b"sku", "weight_grams", b"weight_grams"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["category", b"category", "low_stock_threshold", b"low_stock_threshold", "name", b"name", "safety_stock", b"safety_stock", "sku", b"sku", "weight_grams", b"weight_grams"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -286,11 +328,14 @@ class UpsertSkuRequest(_message.Message):
     CATEGORY_FIELD_NUMBER: _builtins.int
     WEIGHT_GRAMS_FIELD_NUMBER: _builtins.int
     SAFETY_STOCK_FIELD_NUMBER: _builtins.int
+    LOW_STOCK_THRESHOLD_FIELD_NUMBER: _builtins.int
     sku: _builtins.str
     name: _builtins.str
     category: _builtins.str
     weight_grams: _builtins.int
     safety_stock: _builtins.int
+    low_stock_threshold: _builtins.int
+    """See Sku.low_stock_threshold."""
     def __init__(
         self,
         *,
@@ -299,10 +344,11 @@ class UpsertSkuRequest(_message.Message):
         category: _builtins.str = ...,
         weight_grams: _builtins.int = ...,
         safety_stock: _builtins.int = ...,
+        low_stock_threshold: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["category", b"category", "name", b"name", "safety_stock", b"safety_stock", "sku", b"sku", "weight_grams", b"weight_grams"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["category", b"category", "low_stock_threshold", b"low_stock_threshold", "name", b"name", "safety_stock", b"safety_stock", "sku", b"sku", "weight_grams", b"weight_grams"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -906,3 +952,165 @@ class WatchAvailabilityResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___WatchAvailabilityResponse: _TypeAlias = WatchAvailabilityResponse  # noqa: Y015
+
+@_typing.final
+class GetInventoryMapRequest(_message.Message):
+    """Which stock levels to aggregate and how to group them."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    GROUP_BY_FIELD_NUMBER: _builtins.int
+    PROVINCE_FIELD_NUMBER: _builtins.int
+    CITY_FIELD_NUMBER: _builtins.int
+    CATEGORY_FIELD_NUMBER: _builtins.int
+    WAREHOUSE_IDS_FIELD_NUMBER: _builtins.int
+    SKUS_FIELD_NUMBER: _builtins.int
+    LIMIT_FIELD_NUMBER: _builtins.int
+    province: _builtins.str
+    """Only warehouses in this province; empty means every province."""
+    city: _builtins.str
+    """Only warehouses in this city; empty means every city."""
+    category: _builtins.str
+    """Only SKUs of this category; empty means every category."""
+    limit: _builtins.int
+    """At most this many rows; 0 means 5000, and at most 50000 are answered."""
+    @_builtins.property
+    def group_by(self) -> _containers.RepeatedScalarFieldContainer[Global___InventoryMapDimension.ValueType]:
+        """The keys to group by, in the order the rows show them; empty means province, city.
+        A repeated dimension counts once; UNSPECIFIED or an unknown value is refused.
+        """
+
+    @_builtins.property
+    def warehouse_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Only these warehouses; empty means all (at most 1000)."""
+
+    @_builtins.property
+    def skus(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Only these SKUs; empty means all (at most 1000)."""
+
+    def __init__(
+        self,
+        *,
+        group_by: _abc.Iterable[Global___InventoryMapDimension.ValueType] | None = ...,
+        province: _builtins.str = ...,
+        city: _builtins.str = ...,
+        category: _builtins.str = ...,
+        warehouse_ids: _abc.Iterable[_builtins.str] | None = ...,
+        skus: _abc.Iterable[_builtins.str] | None = ...,
+        limit: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["category", b"category", "city", b"city", "group_by", b"group_by", "limit", b"limit", "province", b"province", "skus", b"skus", "warehouse_ids", b"warehouse_ids"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetInventoryMapRequest: _TypeAlias = GetInventoryMapRequest  # noqa: Y015
+
+@_typing.final
+class InventoryMapRow(_message.Message):
+    """One group of the inventory map: the stock levels sharing its keys."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PROVINCE_FIELD_NUMBER: _builtins.int
+    CITY_FIELD_NUMBER: _builtins.int
+    WAREHOUSE_ID_FIELD_NUMBER: _builtins.int
+    CATEGORY_FIELD_NUMBER: _builtins.int
+    SKU_FIELD_NUMBER: _builtins.int
+    ON_HAND_FIELD_NUMBER: _builtins.int
+    RESERVED_FIELD_NUMBER: _builtins.int
+    SAFETY_STOCK_FIELD_NUMBER: _builtins.int
+    AVAILABLE_FIELD_NUMBER: _builtins.int
+    SKU_COUNT_FIELD_NUMBER: _builtins.int
+    WAREHOUSE_COUNT_FIELD_NUMBER: _builtins.int
+    OUT_OF_STOCK_SKUS_FIELD_NUMBER: _builtins.int
+    province: _builtins.str
+    """The warehouses' province; empty unless grouped by province."""
+    city: _builtins.str
+    """The warehouses' city; empty unless grouped by city."""
+    warehouse_id: _builtins.str
+    """The warehouse; empty unless grouped by warehouse."""
+    category: _builtins.str
+    """The SKUs' category; empty unless grouped by category."""
+    sku: _builtins.str
+    """The SKU; empty unless grouped by SKU."""
+    on_hand: _builtins.int
+    """Units physically in the group's warehouses."""
+    reserved: _builtins.int
+    """Units held for orders."""
+    safety_stock: _builtins.int
+    """Units kept back: each level's own safety stock, or else its SKU's."""
+    available: _builtins.int
+    """Available to promise: the sum over the levels of max(0, on_hand - reserved - safety_stock),
+    so a level below its safety stock adds 0, never a negative number.
+    """
+    sku_count: _builtins.int
+    """Distinct SKUs with a stock level in the group."""
+    warehouse_count: _builtins.int
+    """Distinct warehouses with a stock level in the group."""
+    out_of_stock_skus: _builtins.int
+    """SKUs of the group with nothing available in any of the group's warehouses."""
+    def __init__(
+        self,
+        *,
+        province: _builtins.str = ...,
+        city: _builtins.str = ...,
+        warehouse_id: _builtins.str = ...,
+        category: _builtins.str = ...,
+        sku: _builtins.str = ...,
+        on_hand: _builtins.int = ...,
+        reserved: _builtins.int = ...,
+        safety_stock: _builtins.int = ...,
+        available: _builtins.int = ...,
+        sku_count: _builtins.int = ...,
+        warehouse_count: _builtins.int = ...,
+        out_of_stock_skus: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["available", b"available", "category", b"category", "city", b"city", "on_hand", b"on_hand", "out_of_stock_skus", b"out_of_stock_skus", "province", b"province", "reserved", b"reserved", "safety_stock", b"safety_stock", "sku", b"sku", "sku_count", b"sku_count", "warehouse_count", b"warehouse_count", "warehouse_id", b"warehouse_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___InventoryMapRow: _TypeAlias = InventoryMapRow  # noqa: Y015
+
+@_typing.final
+class GetInventoryMapResponse(_message.Message):
+    """The inventory map: its groups and their total."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ROWS_FIELD_NUMBER: _builtins.int
+    TOTAL_FIELD_NUMBER: _builtins.int
+    AS_OF_FIELD_NUMBER: _builtins.int
+    TRUNCATED_FIELD_NUMBER: _builtins.int
+    truncated: _builtins.bool
+    """True when more groups matched than the limit let through."""
+    @_builtins.property
+    def rows(self) -> _containers.RepeatedCompositeFieldContainer[Global___InventoryMapRow]:
+        """One row per group, ordered by the grouping keys."""
+
+    @_builtins.property
+    def total(self) -> Global___InventoryMapRow:
+        """Every level the filters matched, rows cut by the limit included; no keys set."""
+
+    @_builtins.property
+    def as_of(self) -> _timestamp_pb2.Timestamp:
+        """When the levels were read."""
+
+    def __init__(
+        self,
+        *,
+        rows: _abc.Iterable[Global___InventoryMapRow] | None = ...,
+        total: Global___InventoryMapRow | None = ...,
+        as_of: _timestamp_pb2.Timestamp | None = ...,
+        truncated: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of", "total", b"total"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of", "rows", b"rows", "total", b"total", "truncated", b"truncated"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetInventoryMapResponse: _TypeAlias = GetInventoryMapResponse  # noqa: Y015

@@ -96,6 +96,11 @@ class StockServiceStub:
                 request_serializer=orderhub_dot_v1_dot_stock__pb2.WatchAvailabilityRequest.SerializeToString,
                 response_deserializer=orderhub_dot_v1_dot_stock__pb2.WatchAvailabilityResponse.FromString,
                 _registered_method=True)
+        self.GetInventoryMap = channel.unary_unary(
+                '/orderhub.v1.StockService/GetInventoryMap',
+                request_serializer=orderhub_dot_v1_dot_stock__pb2.GetInventoryMapRequest.SerializeToString,
+                response_deserializer=orderhub_dot_v1_dot_stock__pb2.GetInventoryMapResponse.FromString,
+                _registered_method=True)
 
 
 class StockServiceServicer:
@@ -187,6 +192,15 @@ class StockServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetInventoryMap(self, request, context):
+        """Aggregates stock and ATP by province, city, warehouse, category and/or SKU: the
+        operators' live inventory map. Read from the database, which every shard's group
+        commit has written before it answered.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_StockServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -249,6 +263,11 @@ def add_StockServiceServicer_to_server(servicer, server):
                     servicer.WatchAvailability,
                     request_deserializer=orderhub_dot_v1_dot_stock__pb2.WatchAvailabilityRequest.FromString,
                     response_serializer=orderhub_dot_v1_dot_stock__pb2.WatchAvailabilityResponse.SerializeToString,
+            ),
+            'GetInventoryMap': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetInventoryMap,
+                    request_deserializer=orderhub_dot_v1_dot_stock__pb2.GetInventoryMapRequest.FromString,
+                    response_serializer=orderhub_dot_v1_dot_stock__pb2.GetInventoryMapResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -577,6 +596,33 @@ class StockService:
             '/orderhub.v1.StockService/WatchAvailability',
             orderhub_dot_v1_dot_stock__pb2.WatchAvailabilityRequest.SerializeToString,
             orderhub_dot_v1_dot_stock__pb2.WatchAvailabilityResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetInventoryMap(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/orderhub.v1.StockService/GetInventoryMap',
+            orderhub_dot_v1_dot_stock__pb2.GetInventoryMapRequest.SerializeToString,
+            orderhub_dot_v1_dot_stock__pb2.GetInventoryMapResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -59,6 +59,11 @@ class StockServiceStub:
     """Commits an order's hold: the goods left, on hand and reserved both drop."""
     WatchAvailability: _grpc.UnaryStreamMultiCallable[_stock_pb2.WatchAvailabilityRequest, _stock_pb2.WatchAvailabilityResponse]
     """Streams availability changes as they become durable."""
+    GetInventoryMap: _grpc.UnaryUnaryMultiCallable[_stock_pb2.GetInventoryMapRequest, _stock_pb2.GetInventoryMapResponse]
+    """Aggregates stock and ATP by province, city, warehouse, category and/or SKU: the
+    operators' live inventory map. Read from the database, which every shard's group
+    commit has written before it answered.
+    """
 
 @_typing.type_check_only
 class StockServiceAsyncStub(StockServiceStub):
@@ -91,6 +96,11 @@ class StockServiceAsyncStub(StockServiceStub):
     """Commits an order's hold: the goods left, on hand and reserved both drop."""
     WatchAvailability: _aio.UnaryStreamMultiCallable[_stock_pb2.WatchAvailabilityRequest, _stock_pb2.WatchAvailabilityResponse]  # type: ignore[assignment]
     """Streams availability changes as they become durable."""
+    GetInventoryMap: _aio.UnaryUnaryMultiCallable[_stock_pb2.GetInventoryMapRequest, _stock_pb2.GetInventoryMapResponse]  # type: ignore[assignment]
+    """Aggregates stock and ATP by province, city, warehouse, category and/or SKU: the
+    operators' live inventory map. Read from the database, which every shard's group
+    commit has written before it answered.
+    """
 
 class StockServiceServicer(metaclass=_abc_1.ABCMeta):
     """StockService owns master data (warehouses, SKUs, platform SKU mappings) and
@@ -192,5 +202,16 @@ class StockServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_stock_pb2.WatchAvailabilityResponse], _abc.AsyncIterator[_stock_pb2.WatchAvailabilityResponse]]:
         """Streams availability changes as they become durable."""
+
+    @_abc_1.abstractmethod
+    def GetInventoryMap(
+        self,
+        request: _stock_pb2.GetInventoryMapRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_stock_pb2.GetInventoryMapResponse, _abc.Awaitable[_stock_pb2.GetInventoryMapResponse]]:
+        """Aggregates stock and ATP by province, city, warehouse, category and/or SKU: the
+        operators' live inventory map. Read from the database, which every shard's group
+        commit has written before it answered.
+        """
 
 def add_StockServiceServicer_to_server(servicer: StockServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -3,9 +3,11 @@
 isort:skip_file
 """
 
+from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 import builtins as _builtins
 import sys
@@ -46,6 +48,30 @@ WMS_EVENT_TYPE_COUNT: WmsEventType.ValueType  # 6
 """A stock take: quantity is the absolute on-hand count."""
 Global___WmsEventType: _TypeAlias = WmsEventType  # noqa: Y015
 
+class _DeadLetterStatus:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _DeadLetterStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_DeadLetterStatus.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    DEAD_LETTER_STATUS_UNSPECIFIED: _DeadLetterStatus.ValueType  # 0
+    DEAD_LETTER_STATUS_OPEN: _DeadLetterStatus.ValueType  # 1
+    """Waiting for someone to fix the cause and replay it, or discard it."""
+    DEAD_LETTER_STATUS_REPLAYED: _DeadLetterStatus.ValueType  # 2
+    """Applied on a replay (or found applied already)."""
+    DEAD_LETTER_STATUS_DISCARDED: _DeadLetterStatus.ValueType  # 3
+
+class DeadLetterStatus(_DeadLetterStatus, metaclass=_DeadLetterStatusEnumTypeWrapper):
+    """What became of a dead letter."""
+
+DEAD_LETTER_STATUS_UNSPECIFIED: DeadLetterStatus.ValueType  # 0
+DEAD_LETTER_STATUS_OPEN: DeadLetterStatus.ValueType  # 1
+"""Waiting for someone to fix the cause and replay it, or discard it."""
+DEAD_LETTER_STATUS_REPLAYED: DeadLetterStatus.ValueType  # 2
+"""Applied on a replay (or found applied already)."""
+DEAD_LETTER_STATUS_DISCARDED: DeadLetterStatus.ValueType  # 3
+Global___DeadLetterStatus: _TypeAlias = DeadLetterStatus  # noqa: Y015
+
 @_typing.final
 class WmsEvent(_message.Message):
     """One stock movement published by a WMS on wms.events.<warehouse_id>."""
@@ -84,3 +110,334 @@ class WmsEvent(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___WmsEvent: _TypeAlias = WmsEvent  # noqa: Y015
+
+@_typing.final
+class DeadLetter(_message.Message):
+    """A WMS message that could not be applied, kept as it arrived."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class HeadersEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    LETTER_ID_FIELD_NUMBER: _builtins.int
+    SUBJECT_FIELD_NUMBER: _builtins.int
+    STREAM_FIELD_NUMBER: _builtins.int
+    STREAM_SEQUENCE_FIELD_NUMBER: _builtins.int
+    EVENT_ID_FIELD_NUMBER: _builtins.int
+    ERROR_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    ATTEMPTS_FIELD_NUMBER: _builtins.int
+    RECEIVED_AT_FIELD_NUMBER: _builtins.int
+    UPDATED_AT_FIELD_NUMBER: _builtins.int
+    HEADERS_FIELD_NUMBER: _builtins.int
+    PAYLOAD_FIELD_NUMBER: _builtins.int
+    letter_id: _builtins.int
+    subject: _builtins.str
+    stream: _builtins.str
+    """The stream and position it was delivered from."""
+    stream_sequence: _builtins.int
+    event_id: _builtins.str
+    """The event's id when it could be read."""
+    error: _builtins.str
+    """UNDECODABLE, UNKNOWN_TYPE, MISSING_FIELD, WAREHOUSE_MISMATCH, INVALID_QUANTITY,
+    UNKNOWN_WAREHOUSE, UNKNOWN_SKU or REJECTED.
+    """
+    reason: _builtins.str
+    status: Global___DeadLetterStatus.ValueType
+    attempts: _builtins.int
+    """How many times it was tried (delivery and replays)."""
+    payload: _builtins.bytes
+    @_builtins.property
+    def received_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def updated_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def headers(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        letter_id: _builtins.int = ...,
+        subject: _builtins.str = ...,
+        stream: _builtins.str = ...,
+        stream_sequence: _builtins.int = ...,
+        event_id: _builtins.str = ...,
+        error: _builtins.str = ...,
+        reason: _builtins.str = ...,
+        status: Global___DeadLetterStatus.ValueType = ...,
+        attempts: _builtins.int = ...,
+        received_at: _timestamp_pb2.Timestamp | None = ...,
+        updated_at: _timestamp_pb2.Timestamp | None = ...,
+        headers: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        payload: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["received_at", b"received_at", "updated_at", b"updated_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "error", b"error", "event_id", b"event_id", "headers", b"headers", "letter_id", b"letter_id", "payload", b"payload", "reason", b"reason", "received_at", b"received_at", "status", b"status", "stream", b"stream", "stream_sequence", b"stream_sequence", "subject", b"subject", "updated_at", b"updated_at"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeadLetter: _TypeAlias = DeadLetter  # noqa: Y015
+
+@_typing.final
+class ListDeadLettersRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STATUS_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    status: Global___DeadLetterStatus.ValueType
+    """Unset lists the open ones."""
+    page_size: _builtins.int
+    """At most this many (default 100, at most 1000)."""
+    page_token: _builtins.str
+    """From a previous answer's next_page_token."""
+    def __init__(
+        self,
+        *,
+        status: Global___DeadLetterStatus.ValueType = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token", "status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListDeadLettersRequest: _TypeAlias = ListDeadLettersRequest  # noqa: Y015
+
+@_typing.final
+class ListDeadLettersResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DEAD_LETTERS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Empty when there are no more."""
+    @_builtins.property
+    def dead_letters(self) -> _containers.RepeatedCompositeFieldContainer[Global___DeadLetter]: ...
+    def __init__(
+        self,
+        *,
+        dead_letters: _abc.Iterable[Global___DeadLetter] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["dead_letters", b"dead_letters", "next_page_token", b"next_page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListDeadLettersResponse: _TypeAlias = ListDeadLettersResponse  # noqa: Y015
+
+@_typing.final
+class ReplayDeadLettersRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LETTER_IDS_FIELD_NUMBER: _builtins.int
+    ALL_OPEN_FIELD_NUMBER: _builtins.int
+    all_open: _builtins.bool
+    @_builtins.property
+    def letter_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """The letters to replay; empty with all_open replays every open letter."""
+
+    def __init__(
+        self,
+        *,
+        letter_ids: _abc.Iterable[_builtins.int] | None = ...,
+        all_open: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["all_open", b"all_open", "letter_ids", b"letter_ids"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReplayDeadLettersRequest: _TypeAlias = ReplayDeadLettersRequest  # noqa: Y015
+
+@_typing.final
+class ReplayResult(_message.Message):
+    """What one replay did."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LETTER_ID_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    DUPLICATE_FIELD_NUMBER: _builtins.int
+    ERROR_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    letter_id: _builtins.int
+    status: Global___DeadLetterStatus.ValueType
+    duplicate: _builtins.bool
+    """True when the event had been applied already (nothing changed)."""
+    error: _builtins.str
+    """Why it is still open, when it is."""
+    reason: _builtins.str
+    def __init__(
+        self,
+        *,
+        letter_id: _builtins.int = ...,
+        status: Global___DeadLetterStatus.ValueType = ...,
+        duplicate: _builtins.bool = ...,
+        error: _builtins.str = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["duplicate", b"duplicate", "error", b"error", "letter_id", b"letter_id", "reason", b"reason", "status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReplayResult: _TypeAlias = ReplayResult  # noqa: Y015
+
+@_typing.final
+class ReplayDeadLettersResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESULTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def results(self) -> _containers.RepeatedCompositeFieldContainer[Global___ReplayResult]: ...
+    def __init__(
+        self,
+        *,
+        results: _abc.Iterable[Global___ReplayResult] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["results", b"results"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReplayDeadLettersResponse: _TypeAlias = ReplayDeadLettersResponse  # noqa: Y015
+
+@_typing.final
+class DiscardDeadLettersRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LETTER_IDS_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    reason: _builtins.str
+    """Why, kept with the letters."""
+    @_builtins.property
+    def letter_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]: ...
+    def __init__(
+        self,
+        *,
+        letter_ids: _abc.Iterable[_builtins.int] | None = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["letter_ids", b"letter_ids", "reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DiscardDeadLettersRequest: _TypeAlias = DiscardDeadLettersRequest  # noqa: Y015
+
+@_typing.final
+class DiscardDeadLettersResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DISCARDED_FIELD_NUMBER: _builtins.int
+    discarded: _builtins.int
+    def __init__(
+        self,
+        *,
+        discarded: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["discarded", b"discarded"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DiscardDeadLettersResponse: _TypeAlias = DiscardDeadLettersResponse  # noqa: Y015
+
+@_typing.final
+class GetSyncStatusRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetSyncStatusRequest: _TypeAlias = GetSyncStatusRequest  # noqa: Y015
+
+@_typing.final
+class GetSyncStatusResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STREAM_FIELD_NUMBER: _builtins.int
+    CONSUMER_FIELD_NUMBER: _builtins.int
+    CONNECTED_FIELD_NUMBER: _builtins.int
+    PENDING_FIELD_NUMBER: _builtins.int
+    ACK_PENDING_FIELD_NUMBER: _builtins.int
+    APPLIED_FIELD_NUMBER: _builtins.int
+    DUPLICATES_FIELD_NUMBER: _builtins.int
+    DEAD_LETTERED_FIELD_NUMBER: _builtins.int
+    LAST_APPLIED_AT_FIELD_NUMBER: _builtins.int
+    OPEN_DEAD_LETTERS_FIELD_NUMBER: _builtins.int
+    OUTBOX_BACKLOG_FIELD_NUMBER: _builtins.int
+    stream: _builtins.str
+    """The JetStream stream and durable consumer the hub reads WMS events from."""
+    consumer: _builtins.str
+    connected: _builtins.bool
+    pending: _builtins.int
+    """Events in the stream not yet delivered to the hub, and delivered but not acked."""
+    ack_pending: _builtins.int
+    applied: _builtins.int
+    """Since this hub process started."""
+    duplicates: _builtins.int
+    dead_lettered: _builtins.int
+    open_dead_letters: _builtins.int
+    """Dead letters waiting for a decision."""
+    outbox_backlog: _builtins.int
+    """Hub events written but not yet acknowledged by NATS."""
+    @_builtins.property
+    def last_applied_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        stream: _builtins.str = ...,
+        consumer: _builtins.str = ...,
+        connected: _builtins.bool = ...,
+        pending: _builtins.int = ...,
+        ack_pending: _builtins.int = ...,
+        applied: _builtins.int = ...,
+        duplicates: _builtins.int = ...,
+        dead_lettered: _builtins.int = ...,
+        last_applied_at: _timestamp_pb2.Timestamp | None = ...,
+        open_dead_letters: _builtins.int = ...,
+        outbox_backlog: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["last_applied_at", b"last_applied_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["ack_pending", b"ack_pending", "applied", b"applied", "connected", b"connected", "consumer", b"consumer", "dead_lettered", b"dead_lettered", "duplicates", b"duplicates", "last_applied_at", b"last_applied_at", "open_dead_letters", b"open_dead_letters", "outbox_backlog", b"outbox_backlog", "pending", b"pending", "stream", b"stream"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetSyncStatusResponse: _TypeAlias = GetSyncStatusResponse  # noqa: Y015

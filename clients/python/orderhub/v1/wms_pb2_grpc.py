@@ -3,6 +3,7 @@
 import grpc
 import warnings
 
+from orderhub.v1 import wms_pb2 as orderhub_dot_v1_dot_wms__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -22,3 +23,215 @@ if _version_not_supported:
         + f' Please upgrade your grpc module to grpcio>={GRPC_GENERATED_VERSION}'
         + f' or downgrade your generated code using grpcio-tools<={GRPC_VERSION}.'
     )
+
+
+class WmsServiceStub:
+    """The warehouse side of the hub: WMS events that could not be applied, and how the
+    sync from the warehouses is doing.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.ListDeadLetters = channel.unary_unary(
+                '/orderhub.v1.WmsService/ListDeadLetters',
+                request_serializer=orderhub_dot_v1_dot_wms__pb2.ListDeadLettersRequest.SerializeToString,
+                response_deserializer=orderhub_dot_v1_dot_wms__pb2.ListDeadLettersResponse.FromString,
+                _registered_method=True)
+        self.ReplayDeadLetters = channel.unary_unary(
+                '/orderhub.v1.WmsService/ReplayDeadLetters',
+                request_serializer=orderhub_dot_v1_dot_wms__pb2.ReplayDeadLettersRequest.SerializeToString,
+                response_deserializer=orderhub_dot_v1_dot_wms__pb2.ReplayDeadLettersResponse.FromString,
+                _registered_method=True)
+        self.DiscardDeadLetters = channel.unary_unary(
+                '/orderhub.v1.WmsService/DiscardDeadLetters',
+                request_serializer=orderhub_dot_v1_dot_wms__pb2.DiscardDeadLettersRequest.SerializeToString,
+                response_deserializer=orderhub_dot_v1_dot_wms__pb2.DiscardDeadLettersResponse.FromString,
+                _registered_method=True)
+        self.GetSyncStatus = channel.unary_unary(
+                '/orderhub.v1.WmsService/GetSyncStatus',
+                request_serializer=orderhub_dot_v1_dot_wms__pb2.GetSyncStatusRequest.SerializeToString,
+                response_deserializer=orderhub_dot_v1_dot_wms__pb2.GetSyncStatusResponse.FromString,
+                _registered_method=True)
+
+
+class WmsServiceServicer:
+    """The warehouse side of the hub: WMS events that could not be applied, and how the
+    sync from the warehouses is doing.
+    """
+
+    def ListDeadLetters(self, request, context):
+        """Stock events kept because they could not be applied (dead letters), oldest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReplayDeadLetters(self, request, context):
+        """Apply dead letters again, e.g. after the missing SKU or warehouse was added. An
+        event already applied is not applied twice; one that still fails stays open.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DiscardDeadLetters(self, request, context):
+        """Give up on dead letters: they are kept, marked discarded, and no longer open.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetSyncStatus(self, request, context):
+        """Where the sync stands: events waiting in the stream, applied, dead, outbox backlog.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_WmsServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'ListDeadLetters': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListDeadLetters,
+                    request_deserializer=orderhub_dot_v1_dot_wms__pb2.ListDeadLettersRequest.FromString,
+                    response_serializer=orderhub_dot_v1_dot_wms__pb2.ListDeadLettersResponse.SerializeToString,
+            ),
+            'ReplayDeadLetters': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReplayDeadLetters,
+                    request_deserializer=orderhub_dot_v1_dot_wms__pb2.ReplayDeadLettersRequest.FromString,
+                    response_serializer=orderhub_dot_v1_dot_wms__pb2.ReplayDeadLettersResponse.SerializeToString,
+            ),
+            'DiscardDeadLetters': grpc.unary_unary_rpc_method_handler(
+                    servicer.DiscardDeadLetters,
+                    request_deserializer=orderhub_dot_v1_dot_wms__pb2.DiscardDeadLettersRequest.FromString,
+                    response_serializer=orderhub_dot_v1_dot_wms__pb2.DiscardDeadLettersResponse.SerializeToString,
+            ),
+            'GetSyncStatus': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetSyncStatus,
+                    request_deserializer=orderhub_dot_v1_dot_wms__pb2.GetSyncStatusRequest.FromString,
+                    response_serializer=orderhub_dot_v1_dot_wms__pb2.GetSyncStatusResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'orderhub.v1.WmsService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('orderhub.v1.WmsService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class WmsService:
+    """The warehouse side of the hub: WMS events that could not be applied, and how the
+    sync from the warehouses is doing.
+    """
+
+    @staticmethod
+    def ListDeadLetters(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/orderhub.v1.WmsService/ListDeadLetters',
+            orderhub_dot_v1_dot_wms__pb2.ListDeadLettersRequest.SerializeToString,
+            orderhub_dot_v1_dot_wms__pb2.ListDeadLettersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReplayDeadLetters(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/orderhub.v1.WmsService/ReplayDeadLetters',
+            orderhub_dot_v1_dot_wms__pb2.ReplayDeadLettersRequest.SerializeToString,
+            orderhub_dot_v1_dot_wms__pb2.ReplayDeadLettersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DiscardDeadLetters(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/orderhub.v1.WmsService/DiscardDeadLetters',
+            orderhub_dot_v1_dot_wms__pb2.DiscardDeadLettersRequest.SerializeToString,
+            orderhub_dot_v1_dot_wms__pb2.DiscardDeadLettersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetSyncStatus(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/orderhub.v1.WmsService/GetSyncStatus',
+            orderhub_dot_v1_dot_wms__pb2.GetSyncStatusRequest.SerializeToString,
+            orderhub_dot_v1_dot_wms__pb2.GetSyncStatusResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)

@@ -5,9 +5,16 @@ isort:skip_file
 
 from collections import abc as _abc
 from grpc import aio as _aio
+from orderhub.v1 import wms_pb2 as _wms_pb2
 import abc as _abc_1
 import grpc as _grpc
+import sys
 import typing as _typing
+
+if sys.version_info >= (3, 11):
+    from typing import Self as _Self
+else:
+    from typing_extensions import Self as _Self
 
 _T = _typing.TypeVar("_T")
 
@@ -18,3 +25,82 @@ class _ServicerContext(_grpc.ServicerContext, _aio.ServicerContext):  # type: ig
 
 GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
+
+class WmsServiceStub:
+    """The warehouse side of the hub: WMS events that could not be applied, and how the
+    sync from the warehouses is doing.
+    """
+
+    @_typing.overload
+    def __new__(cls, channel: _grpc.Channel) -> _Self: ...
+    @_typing.overload
+    def __new__(cls, channel: _aio.Channel) -> WmsServiceAsyncStub: ...
+    ListDeadLetters: _grpc.UnaryUnaryMultiCallable[_wms_pb2.ListDeadLettersRequest, _wms_pb2.ListDeadLettersResponse]
+    """Stock events kept because they could not be applied (dead letters), oldest first."""
+    ReplayDeadLetters: _grpc.UnaryUnaryMultiCallable[_wms_pb2.ReplayDeadLettersRequest, _wms_pb2.ReplayDeadLettersResponse]
+    """Apply dead letters again, e.g. after the missing SKU or warehouse was added. An
+    event already applied is not applied twice; one that still fails stays open.
+    """
+    DiscardDeadLetters: _grpc.UnaryUnaryMultiCallable[_wms_pb2.DiscardDeadLettersRequest, _wms_pb2.DiscardDeadLettersResponse]
+    """Give up on dead letters: they are kept, marked discarded, and no longer open."""
+    GetSyncStatus: _grpc.UnaryUnaryMultiCallable[_wms_pb2.GetSyncStatusRequest, _wms_pb2.GetSyncStatusResponse]
+    """Where the sync stands: events waiting in the stream, applied, dead, outbox backlog."""
+
+@_typing.type_check_only
+class WmsServiceAsyncStub(WmsServiceStub):
+    """The warehouse side of the hub: WMS events that could not be applied, and how the
+    sync from the warehouses is doing.
+    """
+
+    def __init__(self, channel: _aio.Channel) -> None: ...
+    ListDeadLetters: _aio.UnaryUnaryMultiCallable[_wms_pb2.ListDeadLettersRequest, _wms_pb2.ListDeadLettersResponse]  # type: ignore[assignment]
+    """Stock events kept because they could not be applied (dead letters), oldest first."""
+    ReplayDeadLetters: _aio.UnaryUnaryMultiCallable[_wms_pb2.ReplayDeadLettersRequest, _wms_pb2.ReplayDeadLettersResponse]  # type: ignore[assignment]
+    """Apply dead letters again, e.g. after the missing SKU or warehouse was added. An
+    event already applied is not applied twice; one that still fails stays open.
+    """
+    DiscardDeadLetters: _aio.UnaryUnaryMultiCallable[_wms_pb2.DiscardDeadLettersRequest, _wms_pb2.DiscardDeadLettersResponse]  # type: ignore[assignment]
+    """Give up on dead letters: they are kept, marked discarded, and no longer open."""
+    GetSyncStatus: _aio.UnaryUnaryMultiCallable[_wms_pb2.GetSyncStatusRequest, _wms_pb2.GetSyncStatusResponse]  # type: ignore[assignment]
+    """Where the sync stands: events waiting in the stream, applied, dead, outbox backlog."""
+
+class WmsServiceServicer(metaclass=_abc_1.ABCMeta):
+    """The warehouse side of the hub: WMS events that could not be applied, and how the
+    sync from the warehouses is doing.
+    """
+
+    @_abc_1.abstractmethod
+    def ListDeadLetters(
+        self,
+        request: _wms_pb2.ListDeadLettersRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_wms_pb2.ListDeadLettersResponse, _abc.Awaitable[_wms_pb2.ListDeadLettersResponse]]:
+        """Stock events kept because they could not be applied (dead letters), oldest first."""
+
+    @_abc_1.abstractmethod
+    def ReplayDeadLetters(
+        self,
+        request: _wms_pb2.ReplayDeadLettersRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_wms_pb2.ReplayDeadLettersResponse, _abc.Awaitable[_wms_pb2.ReplayDeadLettersResponse]]:
+        """Apply dead letters again, e.g. after the missing SKU or warehouse was added. An
+        event already applied is not applied twice; one that still fails stays open.
+        """
+
+    @_abc_1.abstractmethod
+    def DiscardDeadLetters(
+        self,
+        request: _wms_pb2.DiscardDeadLettersRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_wms_pb2.DiscardDeadLettersResponse, _abc.Awaitable[_wms_pb2.DiscardDeadLettersResponse]]:
+        """Give up on dead letters: they are kept, marked discarded, and no longer open."""
+
+    @_abc_1.abstractmethod
+    def GetSyncStatus(
+        self,
+        request: _wms_pb2.GetSyncStatusRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_wms_pb2.GetSyncStatusResponse, _abc.Awaitable[_wms_pb2.GetSyncStatusResponse]]:
+        """Where the sync stands: events waiting in the stream, applied, dead, outbox backlog."""
+
+def add_WmsServiceServicer_to_server(servicer: WmsServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

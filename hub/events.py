@@ -1,0 +1,170 @@
+"""The messages OrderHub publishes under ``oms.>``: subjects and JSON bodies.
+
+Each group commit of an inventory shard becomes a handful of messages, not one per
+reservation: one per warehouse for hold changes, one per warehouse for ATP changes, one
+per alert. A flash sale of thousands of reservations a second therefore costs the relay
+tens of messages a second. Every message gets an id when it is written to the outbox;
+it is published with that id as ``Nats-Msg-Id``, so a republish after a crash is
+dropped by the stream as a duplicate.
+
+Subjects (``<warehouse>`` is the warehouse id):
+
+- ``oms.stock.holds.<warehouse>``: holds placed, released, committed, expired, moved in or
+  out; the warehouse that must act subscribes to its own.
+- ``oms.stock.atp.<warehouse>``: levels whose available-to-promise changed, for channels.
+- ``oms.alerts.stock.<kind>``: ``low_stock``, ``low_stock_cleared``, ``count_drift``,
+  ``shortfall``.
+- ``oms.shipments.requested.<warehouse>``: a shipment the warehouse must send.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from hub.domain.inventory import Changes, LevelView
+from hub.domain.movements import HoldEvent, StockAlert
+
+HOLDS = "oms.stock.holds"
+ATP = "oms.stock.atp"
+ALERTS = "oms.alerts.stock"
+SHIPMENTS = "oms.shipments.requested"
+#: Items in one message at most; a busier tick is split.
+MAX_ITEMS = 1000
+
+_UNSAFE = re.compile(r"[\s.*>]")
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxMessage:
+    """A message waiting in the outbox: subject, stable id, JSON body."""
+
+    subject: str
+    msg_id: str
+    payload: bytes
+
+
+def token(value: str) -> str:
+    """A value made safe as one NATS subject token."""
+    return _UNSAFE.sub("_", value) or "_"
+
+
+def is_subject_token(value: str) -> bool:
+    """Whether a value can be one NATS subject token as it is."""
+    return bool(value) and not _UNSAFE.search(value)
+
+
+def rfc3339(value: datetime) -> str:
+    """A UTC timestamp as RFC 3339 with a Z."""
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _message(subject: str, body: dict[str, Any]) -> OutboxMessage:
+    msg_id = uuid.uuid4().hex
+    body = {"msg_id": msg_id, **body}
+    data = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+    return OutboxMessage(subject, msg_id, data)
+
+
+def _chunks(items: Sequence[Any]) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(items), MAX_ITEMS):
+        yield items[start : start + MAX_ITEMS]
+
+
+def _hold(e: HoldEvent) -> dict[str, Any]:
+    item: dict[str, Any] = {
+        "kind": e.kind.value,
+        "order_id": e.order_id,
+        "reservation_id": e.reservation_id,
+        "line_no": e.line_no,
+        "sku": e.sku,
+        "quantity": e.quantity,
+        "at": rfc3339(e.at),
+    }
+    if e.other_warehouse:
+        item["other_warehouse"] = e.other_warehouse
+    return item
+
+
+def _level(v: LevelView) -> dict[str, Any]:
+    return {
+        "sku": v.sku,
+        "on_hand": v.on_hand,
+        "reserved": v.reserved,
+        "safety_stock": v.safety_stock,
+        "available": v.available,
+    }
+
+
+def alert_message(a: StockAlert) -> OutboxMessage:
+    """One stock alert."""
+    body: dict[str, Any] = {
+        "kind": a.kind.value,
+        "sku": a.sku,
+        "warehouse_id": a.warehouse_id,
+        "message": a.message,
+        "at": rfc3339(a.at),
+    }
+    for name in ("available", "threshold", "drift", "order_id", "event_id"):
+        value = getattr(a, name)
+        if value:
+            body[name] = value
+    return _message(f"{ALERTS}.{a.kind.value.lower()}", body)
+
+
+def shipment_request(
+    warehouse_id: str,
+    order_id: str,
+    carrier: str,
+    lines: Sequence[tuple[str, int]],
+    at: datetime,
+) -> OutboxMessage:
+    """Ask a warehouse to pick, pack and send an order's lines (sku, quantity)."""
+    return _message(
+        f"{SHIPMENTS}.{token(warehouse_id)}",
+        {
+            "warehouse_id": warehouse_id,
+            "order_id": order_id,
+            "carrier": carrier,
+            "lines": [{"sku": sku, "quantity": qty} for sku, qty in lines],
+            "at": rfc3339(at),
+        },
+    )
+
+
+def messages_for(changes: Changes, now: datetime) -> list[OutboxMessage]:
+    """The messages telling of one group commit's changes."""
+    out: list[OutboxMessage] = []
+    holds: dict[str, list[HoldEvent]] = {}
+    for event in changes.holds:
+        holds.setdefault(event.warehouse_id, []).append(event)
+    for warehouse_id, events in sorted(holds.items()):
+        for part in _chunks(events):
+            out.append(
+                _message(
+                    f"{HOLDS}.{token(warehouse_id)}",
+                    {"warehouse_id": warehouse_id, "events": [_hold(e) for e in part]},
+                )
+            )
+    levels: dict[str, list[LevelView]] = {}
+    for view in changes.views:
+        levels.setdefault(view.warehouse_id, []).append(view)
+    for warehouse_id, views in sorted(levels.items()):
+        for part in _chunks(views):
+            out.append(
+                _message(
+                    f"{ATP}.{token(warehouse_id)}",
+                    {
+                        "warehouse_id": warehouse_id,
+                        "at": rfc3339(now),
+                        "levels": [_level(v) for v in part],
+                    },
+                )
+            )
+    out.extend(alert_message(a) for a in changes.alerts)
+    return out
