@@ -69,6 +69,8 @@ class Hub:
     async def start(self) -> None:
         """Migrate the database, start or join NATS and Ray, and load the shards."""
         s = self.settings
+        if s.wms_deliver not in ("all", "new"):
+            raise ValueError(f"ORDERHUB_WMS_DELIVER must be 'all' or 'new', not {s.wms_deliver!r}")
         s.data_dir.mkdir(parents=True, exist_ok=True)
         url = s.resolved_database_url()
         await asyncio.to_thread(upgrade, url)
@@ -81,7 +83,9 @@ class Hub:
             # Started from this thread on purpose: the child is tied to the thread that
             # spawned it (PDEATHSIG), so it must not be a short-lived worker thread.
             nats_url = self._embedded_nats.start()
-        self.nats = await nats.connect(nats_url, name="orderhub-hub", max_reconnect_attempts=-1)
+        self.nats = await nats.connect(
+            nats_url, name="orderhub-hub", max_reconnect_attempts=-1, reconnect_time_wait=0.5
+        )
 
         if not ray.is_initialized():
             # On this thread, like the NATS child: the Ray head is tied to its spawner.
@@ -105,6 +109,7 @@ class Hub:
             consumer=s.wms_consumer,
             deliver_new=s.wms_deliver == "new",
             batch=s.wms_batch,
+            ack_wait_s=s.wms_ack_wait_s,
         )
         await self._wms.start()
         log.info(

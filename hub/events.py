@@ -109,8 +109,10 @@ def alert_message(a: StockAlert) -> OutboxMessage:
         "warehouse_id": a.warehouse_id,
         "message": a.message,
         "at": rfc3339(a.at),
+        "available": a.available,
+        "threshold": a.threshold,
     }
-    for name in ("available", "threshold", "drift", "order_id", "event_id"):
+    for name in ("drift", "order_id", "event_id"):
         value = getattr(a, name)
         if value:
             body[name] = value

@@ -36,6 +36,8 @@ class Settings:
     wms_consumer: str = "orderhub-wms"
     wms_deliver: str = "all"
     wms_batch: int = 500
+    # Seconds before JetStream redelivers an unacknowledged batch (e.g. after a crash).
+    wms_ack_wait_s: float = 10.0
     # The stream created for the hub's own events (oms.>) when none stores them.
     oms_stream: str = "OMS"
 
@@ -55,6 +57,7 @@ class Settings:
             wms_consumer=os.environ.get("ORDERHUB_WMS_CONSUMER", "orderhub-wms"),
             wms_deliver=os.environ.get("ORDERHUB_WMS_DELIVER", "all"),
             wms_batch=_env_int("ORDERHUB_WMS_BATCH", 500),
+            wms_ack_wait_s=float(os.environ.get("ORDERHUB_WMS_ACK_WAIT_S") or 10.0),
             oms_stream=os.environ.get("ORDERHUB_OMS_STREAM", "OMS"),
         )
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -27,6 +27,7 @@ from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.errors import NotFoundError
 
 from adapters.wms import Codes, PoisonEvent, decode
 from hub.domain.inventory import InvalidRequest, InventoryError, UnknownSku, UnknownWarehouse
@@ -95,7 +96,7 @@ class WmsSync:
         consumer: str = "orderhub-wms",
         deliver_new: bool = False,
         batch: int = 500,
-        ack_wait_s: float = 30.0,
+        ack_wait_s: float = 10.0,
     ) -> None:
         self._nc = nc
         self._js = nc.jetstream()
@@ -109,25 +110,49 @@ class WmsSync:
         self._sub: Any = None
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
+        self._progress = asyncio.Condition()
         self.counters = SyncCounters()
 
     async def start(self) -> None:
         """Find or create the stream and the durable consumer, then start consuming."""
         self.stream = await ensure_stream(self._js, self.stream, SUBJECTS)
-        config = ConsumerConfig(
-            durable_name=self.consumer,
-            ack_policy=AckPolicy.EXPLICIT,
-            ack_wait=self._ack_wait_s,
-            max_ack_pending=max(4 * self._batch, 1000),
-            deliver_policy=DeliverPolicy.NEW if self._deliver_new else DeliverPolicy.ALL,
-            filter_subject=SUBJECTS[0],
-            max_deliver=-1,
-        )
-        self._sub = await self._js.pull_subscribe(
-            SUBJECTS[0], durable=self.consumer, stream=self.stream, config=config
+        await self._ensure_consumer()
+        self._sub = await self._js.pull_subscribe_bind(
+            durable=self.consumer, stream=self.stream, name=self.consumer
         )
         self._task = asyncio.get_running_loop().create_task(self._run())
         log.info("consuming WMS events", extra={"stream": self.stream, "consumer": self.consumer})
+
+    async def _ensure_consumer(self) -> None:
+        """Create the durable consumer, or bring an existing one's delivery limits up to date.
+
+        At most one batch is ever unacknowledged (``max_ack_pending``): after a crash the
+        stream redelivers that batch before anything newer, so each SKU's events are
+        still applied in the order they were published.
+        """
+        try:
+            info = await self._js.consumer_info(self.stream, self.consumer)
+        except NotFoundError:
+            config = ConsumerConfig(
+                durable_name=self.consumer,
+                ack_policy=AckPolicy.EXPLICIT,
+                ack_wait=self._ack_wait_s,
+                max_ack_pending=self._batch,
+                deliver_policy=DeliverPolicy.NEW if self._deliver_new else DeliverPolicy.ALL,
+                filter_subject=SUBJECTS[0],
+                max_deliver=-1,
+                description="OrderHub: WMS stock events into the inventory",
+            )
+            await self._js.add_consumer(self.stream, config)
+            return
+        current = info.config
+        if current.ack_wait != self._ack_wait_s or current.max_ack_pending != self._batch:
+            current.ack_wait = self._ack_wait_s
+            current.max_ack_pending = self._batch
+            try:
+                await self._js.add_consumer(self.stream, current)
+            except Exception as err:
+                log.warning("could not update consumer %s: %s", self.consumer, err)
 
     async def stop(self) -> None:
         """Finish the batch in hand, then stop (the consumer stays for the next start)."""
@@ -139,6 +164,20 @@ class WmsSync:
                 await self._sub.unsubscribe()
             except Exception as err:  # the connection may be gone already
                 log.info("unsubscribe: %s", err)
+
+    async def wait_until(
+        self, predicate: Callable[[SyncCounters], bool], timeout_s: float = 10.0
+    ) -> SyncCounters:
+        """Wait until the counters satisfy ``predicate`` (checked after every batch)."""
+        async with self._progress:
+            await asyncio.wait_for(
+                self._progress.wait_for(lambda: predicate(self.counters)), timeout_s
+            )
+        return self.counters
+
+    async def _tell_progress(self) -> None:
+        async with self._progress:
+            self._progress.notify_all()
 
     async def status(self) -> dict[str, Any]:
         """Consumer position and counters."""
@@ -173,6 +212,7 @@ class WmsSync:
             failures = 0
             try:
                 await self.handle(msgs)
+                await self._tell_progress()
             except Exception:
                 # Nothing unacked is lost: JetStream redelivers it after ack_wait.
                 log.exception("a batch of WMS events failed; it will be redelivered")
@@ -290,6 +330,7 @@ class WmsSync:
                     letter.error,
                     f"{letter.reason} (replay could not reach the inventory: {answer})",
                 )
+        await self._tell_progress()
         results = [outcomes[letter.letter_id] for letter in letters]
         for outcome in results:
             if outcome.reason == "not open":

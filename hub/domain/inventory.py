@@ -324,7 +324,7 @@ class InventoryShard:
     def available(self, sku: str, warehouse_id: str) -> int:
         """Available-to-promise of one SKU in one warehouse."""
         level = self.levels.get((sku, warehouse_id))
-        return 0 if level is None else self._atp(level)
+        return 0 if level is None else max(0, self._atp(level))
 
     def reservation(self, order_id: str) -> Reservation | None:
         """The reservation this shard owns for an order, if any."""
@@ -949,6 +949,8 @@ class InventoryShard:
     def _check_low_stock(self, skus: Iterable[str], now: datetime) -> None:
         """Raise a SKU's alert when its ATP crosses below its threshold; clear it on recovery."""
         for sku in skus:
+            if sku not in self._levels_by_sku:
+                continue  # no stock recorded anywhere yet: nothing has crossed anything
             threshold = self.sku_low_threshold.get(sku, 0)
             available = self.total_available(sku)
             low = threshold > 0 and available < threshold
@@ -1009,7 +1011,9 @@ class InventoryShard:
         self._low = {
             sku
             for sku, threshold in self.sku_low_threshold.items()
-            if threshold > 0 and self.total_available(sku) < threshold
+            if threshold > 0
+            and sku in self._levels_by_sku
+            and self.total_available(sku) < threshold
         }
 
     def remember(self, reservations: Iterable[Reservation]) -> None:
