@@ -19,6 +19,7 @@ Subjects (``<warehouse>`` is the warehouse id):
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import uuid
@@ -120,23 +121,31 @@ def alert_message(a: StockAlert) -> OutboxMessage:
 
 
 def shipment_request(
-    warehouse_id: str,
+    reservation_id: str,
     order_id: str,
+    warehouse_id: str,
     carrier: str,
-    lines: Sequence[tuple[str, int]],
+    lines: Sequence[tuple[int, str, int]],
     at: datetime,
 ) -> OutboxMessage:
-    """Ask a warehouse to pick, pack and send an order's lines (sku, quantity)."""
-    return _message(
-        f"{SHIPMENTS}.{token(warehouse_id)}",
-        {
-            "warehouse_id": warehouse_id,
-            "order_id": order_id,
-            "carrier": carrier,
-            "lines": [{"sku": sku, "quantity": qty} for sku, qty in lines],
-            "at": rfc3339(at),
-        },
-    )
+    """Ask a warehouse to pick, pack and send an order's lines (line_no, sku, quantity).
+
+    The id is derived from the reservation and warehouse, so asking twice is one message
+    to the stream (within its duplicate window).
+    """
+    digest = hashlib.blake2b(f"{reservation_id}|{warehouse_id}".encode(), digest_size=16)
+    msg_id = "ship-" + digest.hexdigest()
+    body = {
+        "msg_id": msg_id,
+        "warehouse_id": warehouse_id,
+        "order_id": order_id,
+        "reservation_id": reservation_id,
+        "carrier": carrier,
+        "lines": [{"line_no": n, "sku": sku, "quantity": qty} for n, sku, qty in lines],
+        "at": rfc3339(at),
+    }
+    data = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+    return OutboxMessage(f"{SHIPMENTS}.{token(warehouse_id)}", msg_id, data)
 
 
 def messages_for(changes: Changes, now: datetime) -> list[OutboxMessage]:

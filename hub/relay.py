@@ -88,6 +88,8 @@ class OutboxRelay:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._lock_conn: Connection | None = None
+        self._empty_passes = 0  # passes that found nothing to publish
+        self._passed = asyncio.Condition()
         self.published = 0
 
     async def start(self) -> None:
@@ -109,6 +111,15 @@ class OutboxRelay:
         """Look at the outbox now rather than at the next idle tick."""
         self._wake.set()
 
+    async def drained(self, timeout_s: float = 10.0) -> None:
+        """Wait until a pass that began after this call found the outbox empty."""
+        target = self._empty_passes + 2  # the pass under way may have begun before
+        self.wake()
+        async with self._passed:
+            await asyncio.wait_for(
+                self._passed.wait_for(lambda: self._empty_passes >= target), timeout_s
+            )
+
     async def _run(self) -> None:
         failures = 0
         while True:
@@ -121,6 +132,10 @@ class OutboxRelay:
                     continue
                 sent = await self.relay_once()
                 failures = 0
+                if not sent:
+                    async with self._passed:
+                        self._empty_passes += 1
+                        self._passed.notify_all()
             except Exception as err:  # NATS or the database is away: keep the rows, retry
                 failures += 1
                 log.warning("outbox relay failed (%d): %s", failures, err)

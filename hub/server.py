@@ -58,7 +58,7 @@ async def start_server(hub: Hub, address: str) -> HubServer:
         ]
     )
     stock_pb2_grpc.add_StockServiceServicer_to_server(
-        StockServicer(hub.inventory, hub.master_data), server
+        StockServicer(hub.inventory, hub.master_data, hub.relay.wake), server
     )
     assert hub.dead_letters is not None
     wms_pb2_grpc.add_WmsServiceServicer_to_server(

@@ -13,6 +13,7 @@ from hub.api.errors import abort, classify, invalid, refuse
 from hub.domain.inventory import InventoryError, Reservation, UnknownSku
 from hub.events import is_subject_token
 from hub.inventory import Inventory, LineInput, ShardUnavailable
+from hub.shipments import request_shipment
 from hub.store.inventory_map import (
     DEFAULT_LIMIT,
     MAX_LIMIT,
@@ -108,9 +109,15 @@ def _answer(message: M, reservation: Reservation) -> M:
 class StockServicer(stock_pb2_grpc.StockServiceServicer):
     """Master data, stock levels and reservations."""
 
-    def __init__(self, inventory: Inventory, master_data: MasterData) -> None:
+    def __init__(
+        self,
+        inventory: Inventory,
+        master_data: MasterData,
+        on_outbox: Callable[[], None] | None = None,
+    ) -> None:
         self._inventory = inventory
         self._master = master_data
+        self._on_outbox = on_outbox  # wakes the outbox relay
 
     async def UpsertWarehouse(
         self, request: stock_pb2.UpsertWarehouseRequest, context: Context
@@ -301,6 +308,39 @@ class StockServicer(stock_pb2_grpc.StockServiceServicer):
             return _answer(stock_pb2.CommitResponse(), r)
 
         return await _guard(context, work, stock_pb2.CommitResponse)
+
+    async def RequestShipment(
+        self, request: stock_pb2.RequestShipmentRequest, context: Context
+    ) -> stock_pb2.RequestShipmentResponse:
+        async def work() -> stock_pb2.RequestShipmentResponse:
+            reservation, shipments = await request_shipment(
+                self._inventory,
+                self._master.engine,
+                _require(request.order_id, "order_id"),
+                request.carrier.strip().lower(),
+            )
+            if self._on_outbox is not None:
+                self._on_outbox()
+            return stock_pb2.RequestShipmentResponse(
+                order_id=reservation.order_id,
+                reservation_id=reservation.reservation_id,
+                shipments=[
+                    stock_pb2.ShipmentRequest(
+                        warehouse_id=s.warehouse_id,
+                        carrier=s.carrier,
+                        msg_id=s.msg_id,
+                        lines=[
+                            stock_pb2.ReservedLine(
+                                sku=sku, quantity=qty, warehouse_id=s.warehouse_id
+                            )
+                            for _, sku, qty in s.lines
+                        ],
+                    )
+                    for s in shipments
+                ],
+            )
+
+        return await _guard(context, work, stock_pb2.RequestShipmentResponse)
 
     async def WatchAvailability(
         self, request: stock_pb2.WatchAvailabilityRequest, context: Context

@@ -142,6 +142,20 @@ def write_outbox(conn: Connection, messages: Sequence[OutboxMessage]) -> None:
     )
 
 
+def enqueue(engine: Engine, messages: Sequence[OutboxMessage]) -> None:
+    """Add messages to the outbox on their own; one whose id is still waiting is kept once."""
+    if not messages:
+        return
+    now = datetime.now(UTC)
+    rows = [
+        {"subject": m.subject, "msg_id": m.msg_id, "payload": m.payload, "created_at": now}
+        for m in messages
+    ]
+    with engine.begin() as conn:
+        insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+        conn.execute(insert(schema.outbox).on_conflict_do_nothing(index_elements=["msg_id"]), rows)
+
+
 def _write_rare(conn: Connection, changes: Changes) -> None:
     """Hold moves and review items: rare, so one portable statement each."""
     if changes.moves:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 
@@ -153,3 +154,81 @@ async def test_warehouse_ids_must_be_usable_as_subjects(channel: grpc.aio.Channe
         )
     assert refused.value.code() is grpc.StatusCode.INVALID_ARGUMENT
     assert "warehouse_id" in (refused.value.details() or "")
+
+
+async def test_shipment_requests_reach_each_warehouse_once(
+    hub: Hub, channel: grpc.aio.Channel, unique: str
+) -> None:
+    stock = stock_pb2_grpc.StockServiceStub(channel)
+    a, b, sku = f"{unique}-A", f"{unique}-B", f"{unique}-TEE"
+    for wh in (a, b):
+        await stock.UpsertWarehouse(
+            stock_pb2.UpsertWarehouseRequest(
+                warehouse_id=wh, name=wh, province="江苏省", city="南京市", daily_capacity=1
+            )
+        )
+    await stock.UpsertSku(stock_pb2.UpsertSkuRequest(sku=sku, name="T", weight_grams=1))
+    for wh in (a, b):
+        await stock.SetStock(stock_pb2.SetStockRequest(warehouse_id=wh, sku=sku, on_hand=5))
+    order = f"{unique}-o1"
+    await stock.Reserve(
+        stock_pb2.ReserveRequest(
+            order_id=order,
+            lines=[
+                stock_pb2.ReserveLine(sku=sku, quantity=2, warehouse_id=a),
+                stock_pb2.ReserveLine(sku=sku, quantity=1, warehouse_id=b),
+            ],
+        )
+    )
+    nc = await nats.connect(NATS_URL)
+    got: list[nats.aio.msg.Msg] = []
+    arrived = asyncio.Event()
+
+    async def take(msg: nats.aio.msg.Msg) -> None:
+        got.append(msg)
+        if len(got) >= 2:
+            arrived.set()
+
+    try:
+        for wh in (a, b):
+            await nc.subscribe(f"oms.shipments.requested.{wh}", cb=take)
+        await nc.flush()
+        answer = await stock.RequestShipment(
+            stock_pb2.RequestShipmentRequest(order_id=order, carrier="SF")
+        )
+        again = await stock.RequestShipment(
+            stock_pb2.RequestShipmentRequest(order_id=order, carrier="sf")
+        )
+        await asyncio.wait_for(arrived.wait(), 10)
+        # Asked twice, stored once: the stream drops the repeat by its Nats-Msg-Id.
+        js = nc.jetstream()
+        for wh in (a, b):
+            subject = f"oms.shipments.requested.{wh}"
+            await hub.relay.drained()
+            info = await js.stream_info(
+                await js.find_stream_name_by_subject(subject), subjects_filter=subject
+            )
+            assert (info.state.subjects or {}).get(subject) == 1
+    finally:
+        await nc.close()
+    assert [
+        (s.warehouse_id, [(ln.sku, ln.quantity) for ln in s.lines]) for s in answer.shipments
+    ] == [(a, [(sku, 2)]), (b, [(sku, 1)])]
+    assert [s.msg_id for s in again.shipments] == [s.msg_id for s in answer.shipments]
+    first = {}
+    for m in got:
+        body = json.loads(m.data)
+        first.setdefault(body["warehouse_id"], body)
+    assert sorted((x["warehouse_id"], x["carrier"], x["order_id"]) for x in first.values()) == [
+        (a, "sf", order),
+        (b, "sf", order),
+    ]
+
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await stock.RequestShipment(stock_pb2.RequestShipmentRequest(order_id=order, carrier="ups"))
+    assert refused.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert "carrier" in (refused.value.details() or "")
+    await stock.Release(stock_pb2.ReleaseRequest(order_id=order))
+    with pytest.raises(grpc.aio.AioRpcError) as closed:
+        await stock.RequestShipment(stock_pb2.RequestShipmentRequest(order_id=order, carrier="sf"))
+    assert closed.value.code() is grpc.StatusCode.FAILED_PRECONDITION

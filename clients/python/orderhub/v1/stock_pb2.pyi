@@ -908,6 +908,87 @@ class CommitResponse(_message.Message):
 Global___CommitResponse: _TypeAlias = CommitResponse  # noqa: Y015
 
 @_typing.final
+class RequestShipmentRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORDER_ID_FIELD_NUMBER: _builtins.int
+    CARRIER_FIELD_NUMBER: _builtins.int
+    order_id: _builtins.str
+    carrier: _builtins.str
+    """The carrier to hand the parcels to (sf, jd, zto, yto, sto, yunda, ems, instant)."""
+    def __init__(
+        self,
+        *,
+        order_id: _builtins.str = ...,
+        carrier: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["carrier", b"carrier", "order_id", b"order_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RequestShipmentRequest: _TypeAlias = RequestShipmentRequest  # noqa: Y015
+
+@_typing.final
+class ShipmentRequest(_message.Message):
+    """What one warehouse is asked to send."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WAREHOUSE_ID_FIELD_NUMBER: _builtins.int
+    CARRIER_FIELD_NUMBER: _builtins.int
+    LINES_FIELD_NUMBER: _builtins.int
+    MSG_ID_FIELD_NUMBER: _builtins.int
+    warehouse_id: _builtins.str
+    carrier: _builtins.str
+    msg_id: _builtins.str
+    """The Nats-Msg-Id of the published request."""
+    @_builtins.property
+    def lines(self) -> _containers.RepeatedCompositeFieldContainer[Global___ReservedLine]: ...
+    def __init__(
+        self,
+        *,
+        warehouse_id: _builtins.str = ...,
+        carrier: _builtins.str = ...,
+        lines: _abc.Iterable[Global___ReservedLine] | None = ...,
+        msg_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["carrier", b"carrier", "lines", b"lines", "msg_id", b"msg_id", "warehouse_id", b"warehouse_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ShipmentRequest: _TypeAlias = ShipmentRequest  # noqa: Y015
+
+@_typing.final
+class RequestShipmentResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORDER_ID_FIELD_NUMBER: _builtins.int
+    RESERVATION_ID_FIELD_NUMBER: _builtins.int
+    SHIPMENTS_FIELD_NUMBER: _builtins.int
+    order_id: _builtins.str
+    reservation_id: _builtins.str
+    @_builtins.property
+    def shipments(self) -> _containers.RepeatedCompositeFieldContainer[Global___ShipmentRequest]: ...
+    def __init__(
+        self,
+        *,
+        order_id: _builtins.str = ...,
+        reservation_id: _builtins.str = ...,
+        shipments: _abc.Iterable[Global___ShipmentRequest] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["order_id", b"order_id", "reservation_id", b"reservation_id", "shipments", b"shipments"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RequestShipmentResponse: _TypeAlias = RequestShipmentResponse  # noqa: Y015
+
+@_typing.final
 class WatchAvailabilityRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

@@ -91,6 +91,11 @@ class StockServiceStub:
                 request_serializer=orderhub_dot_v1_dot_stock__pb2.CommitRequest.SerializeToString,
                 response_deserializer=orderhub_dot_v1_dot_stock__pb2.CommitResponse.FromString,
                 _registered_method=True)
+        self.RequestShipment = channel.unary_unary(
+                '/orderhub.v1.StockService/RequestShipment',
+                request_serializer=orderhub_dot_v1_dot_stock__pb2.RequestShipmentRequest.SerializeToString,
+                response_deserializer=orderhub_dot_v1_dot_stock__pb2.RequestShipmentResponse.FromString,
+                _registered_method=True)
         self.WatchAvailability = channel.unary_stream(
                 '/orderhub.v1.StockService/WatchAvailability',
                 request_serializer=orderhub_dot_v1_dot_stock__pb2.WatchAvailabilityRequest.SerializeToString,
@@ -185,6 +190,15 @@ class StockServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RequestShipment(self, request, context):
+        """Asks the warehouses holding an order's stock to send it: one shipment request per
+        warehouse on oms.shipments.requested.<warehouse_id>. The hold must be live. Asking
+        again within the stream's duplicate window sends nothing new.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def WatchAvailability(self, request, context):
         """Streams availability changes as they become durable.
         """
@@ -258,6 +272,11 @@ def add_StockServiceServicer_to_server(servicer, server):
                     servicer.Commit,
                     request_deserializer=orderhub_dot_v1_dot_stock__pb2.CommitRequest.FromString,
                     response_serializer=orderhub_dot_v1_dot_stock__pb2.CommitResponse.SerializeToString,
+            ),
+            'RequestShipment': grpc.unary_unary_rpc_method_handler(
+                    servicer.RequestShipment,
+                    request_deserializer=orderhub_dot_v1_dot_stock__pb2.RequestShipmentRequest.FromString,
+                    response_serializer=orderhub_dot_v1_dot_stock__pb2.RequestShipmentResponse.SerializeToString,
             ),
             'WatchAvailability': grpc.unary_stream_rpc_method_handler(
                     servicer.WatchAvailability,
@@ -569,6 +588,33 @@ class StockService:
             '/orderhub.v1.StockService/Commit',
             orderhub_dot_v1_dot_stock__pb2.CommitRequest.SerializeToString,
             orderhub_dot_v1_dot_stock__pb2.CommitResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RequestShipment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/orderhub.v1.StockService/RequestShipment',
+            orderhub_dot_v1_dot_stock__pb2.RequestShipmentRequest.SerializeToString,
+            orderhub_dot_v1_dot_stock__pb2.RequestShipmentResponse.FromString,
             options,
             channel_credentials,
             insecure,

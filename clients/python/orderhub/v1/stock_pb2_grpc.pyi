@@ -57,6 +57,11 @@ class StockServiceStub:
     """Releases an order's hold; the stock is available again at once."""
     Commit: _grpc.UnaryUnaryMultiCallable[_stock_pb2.CommitRequest, _stock_pb2.CommitResponse]
     """Commits an order's hold: the goods left, on hand and reserved both drop."""
+    RequestShipment: _grpc.UnaryUnaryMultiCallable[_stock_pb2.RequestShipmentRequest, _stock_pb2.RequestShipmentResponse]
+    """Asks the warehouses holding an order's stock to send it: one shipment request per
+    warehouse on oms.shipments.requested.<warehouse_id>. The hold must be live. Asking
+    again within the stream's duplicate window sends nothing new.
+    """
     WatchAvailability: _grpc.UnaryStreamMultiCallable[_stock_pb2.WatchAvailabilityRequest, _stock_pb2.WatchAvailabilityResponse]
     """Streams availability changes as they become durable."""
     GetInventoryMap: _grpc.UnaryUnaryMultiCallable[_stock_pb2.GetInventoryMapRequest, _stock_pb2.GetInventoryMapResponse]
@@ -94,6 +99,11 @@ class StockServiceAsyncStub(StockServiceStub):
     """Releases an order's hold; the stock is available again at once."""
     Commit: _aio.UnaryUnaryMultiCallable[_stock_pb2.CommitRequest, _stock_pb2.CommitResponse]  # type: ignore[assignment]
     """Commits an order's hold: the goods left, on hand and reserved both drop."""
+    RequestShipment: _aio.UnaryUnaryMultiCallable[_stock_pb2.RequestShipmentRequest, _stock_pb2.RequestShipmentResponse]  # type: ignore[assignment]
+    """Asks the warehouses holding an order's stock to send it: one shipment request per
+    warehouse on oms.shipments.requested.<warehouse_id>. The hold must be live. Asking
+    again within the stream's duplicate window sends nothing new.
+    """
     WatchAvailability: _aio.UnaryStreamMultiCallable[_stock_pb2.WatchAvailabilityRequest, _stock_pb2.WatchAvailabilityResponse]  # type: ignore[assignment]
     """Streams availability changes as they become durable."""
     GetInventoryMap: _aio.UnaryUnaryMultiCallable[_stock_pb2.GetInventoryMapRequest, _stock_pb2.GetInventoryMapResponse]  # type: ignore[assignment]
@@ -194,6 +204,17 @@ class StockServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_stock_pb2.CommitResponse, _abc.Awaitable[_stock_pb2.CommitResponse]]:
         """Commits an order's hold: the goods left, on hand and reserved both drop."""
+
+    @_abc_1.abstractmethod
+    def RequestShipment(
+        self,
+        request: _stock_pb2.RequestShipmentRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_stock_pb2.RequestShipmentResponse, _abc.Awaitable[_stock_pb2.RequestShipmentResponse]]:
+        """Asks the warehouses holding an order's stock to send it: one shipment request per
+        warehouse on oms.shipments.requested.<warehouse_id>. The hold must be live. Asking
+        again within the stream's duplicate window sends nothing new.
+        """
 
     @_abc_1.abstractmethod
     def WatchAvailability(
