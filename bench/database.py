@@ -26,9 +26,16 @@ _DATA_TABLES = (
 )
 
 
-def bench_url() -> str:
-    """The SQLAlchemy URL of the benchmark database (psycopg 3 driver)."""
-    url = make_url(os.environ.get(URL_ENV) or DEFAULT_URL)
+def bench_url(database: str | None = None) -> str:
+    """The SQLAlchemy URL of the benchmark database (psycopg 3 driver).
+
+    ``database`` replaces the default database name (not one set in the environment),
+    so benchmarks that may run at the same time do not drop each other's database.
+    """
+    configured = os.environ.get(URL_ENV)
+    url = make_url(configured or DEFAULT_URL)
+    if database and not configured:
+        url = url.set(database=database)
     if url.get_backend_name() != "postgresql":
         raise SystemExit(f"{URL_ENV} must point at PostgreSQL, got {url.get_backend_name()}")
     return url.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)

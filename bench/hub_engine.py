@@ -18,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -73,8 +74,11 @@ def hub_command() -> list[str]:
     return [sys.executable, "-m", "hub.cli", "up"]
 
 
-def spawn_hub(url: str, shards: int) -> HubProcess:
-    """Start ``orderhub up`` on a free port against ``url`` (not yet serving)."""
+def spawn_hub(url: str, shards: int, extra_env: Mapping[str, str] | None = None) -> HubProcess:
+    """Start ``orderhub up`` on a free port against ``url`` (not yet serving).
+
+    ``extra_env`` adds settings (e.g. ``ORDERHUB_NATS_URL``) to the hub's environment.
+    """
     data_dir = Path(tempfile.mkdtemp(prefix="orderhub-bench-"))
     port = free_port()
     env = dict(os.environ)
@@ -87,6 +91,7 @@ def spawn_hub(url: str, shards: int) -> HubProcess:
         ORDERHUB_INVENTORY_SHARDS=str(shards),
         ORDERHUB_LOG_FORMAT="text",
     )
+    env.update(extra_env or {})
     with (data_dir / "hub.log").open("wb") as log:
         proc = subprocess.Popen(
             hub_command(),
@@ -99,9 +104,11 @@ def spawn_hub(url: str, shards: int) -> HubProcess:
     return HubProcess(proc, f"127.0.0.1:{port}", data_dir)
 
 
-async def start_hub(url: str, shards: int, timeout_s: float = 180.0) -> HubProcess:
+async def start_hub(
+    url: str, shards: int, timeout_s: float = 180.0, extra_env: Mapping[str, str] | None = None
+) -> HubProcess:
     """Start a hub and wait until its health service answers SERVING."""
-    hub = spawn_hub(url, shards)
+    hub = spawn_hub(url, shards, extra_env)
     proc = hub.proc
     deadline = time.monotonic() + timeout_s
     async with grpc.aio.insecure_channel(hub.target) as channel:

@@ -246,7 +246,8 @@ class WmsSync:
                 else:
                     retry.append((msg, movement))
             # What is durable is acked now, whatever happens to the rest.
-            await asyncio.gather(*(m.ack() for m in batch.ok))
+            for m in batch.ok:  # plain awaits: an ack is a publish, no task per ack needed
+                await m.ack()
             batch.ok = []
             if retry:
                 attempt += 1
