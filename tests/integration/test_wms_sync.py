@@ -500,17 +500,22 @@ async def _stored(js: Any, subject: str) -> int:
 # --------------------------------------------------------------------------- failures
 
 
-async def test_the_hub_rides_out_a_nats_restart(
+async def test_the_hub_uses_existing_streams_and_rides_out_a_nats_restart(
     ray_session: None,
     new_database: Callable[[str], str],
     tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
     server = EmbeddedNats(tmp_path_factory.mktemp("nats-restart"))
     server.start()
+    client = await nats.connect(server.url, max_reconnect_attempts=-1, reconnect_time_wait=0.2)
+    # The WMS team made the streams already, with names of their own.
+    js = client.jetstream()
+    await js.add_stream(name="WAREHOUSE_FEED", subjects=["wms.events.>"])
+    await js.add_stream(name="HUB_OUT", subjects=["oms.>"])
     hub = Hub(settings_for(new_database("postgresql"), server.url, tmp_path_factory.mktemp("h")))
     await hub.start()
-    client = await nats.connect(server.url, max_reconnect_attempts=-1, reconnect_time_wait=0.2)
     try:
+        assert (hub.wms.stream, hub.relay.stream) == ("WAREHOUSE_FEED", "HUB_OUT")
         await catalogue(hub, ("TEE", "WH", 0))
         base = snapshot(hub.wms.counters)
         await publish(client, "WH", event("before", "WH", "TEE", MovementType.INBOUND, 1))
