@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from hub.app import Hub
-from hub.store.master_data import PlatformSku, Sku, Warehouse
+from hub.store.master_data import Carrier, PlatformSku, Sku, Warehouse
 
 WAREHOUSES = [
     Warehouse("WH-EAST", "华东仓 East China", "上海市", "上海市", 8000, "青浦区"),
@@ -31,6 +31,17 @@ STOCK = {
     "WH-CENTRAL": [150, 90, 80, 200, 500],
 }
 
+CARRIERS = [
+    Carrier("sf", "顺丰速运 SF Express", "express"),
+    Carrier("jd", "京东快递 JD Logistics", "express"),
+    Carrier("zto", "中通快递 ZTO", "standard"),
+    Carrier("yto", "圆通速递 YTO", "standard"),
+    Carrier("sto", "申通快递 STO", "standard"),
+    Carrier("yunda", "韵达快递 Yunda", "standard"),
+    Carrier("ems", "中国邮政 EMS", "postal"),
+    Carrier("instant", "同城即时配送 Same-city courier", "same_day"),
+]
+
 MAPPINGS = [
     PlatformSku("taobao", "demo-tmall", "TEE-01-BLK-L", "TEE-01-BLK-L"),
     PlatformSku("taobao", "demo-tmall", "CAP-02-RED", "CAP-02-RED"),
@@ -39,7 +50,7 @@ MAPPINGS = [
 
 
 async def load_demo(hub: Hub) -> None:
-    """Load the demo warehouses, SKUs, platform mappings and stock (idempotent)."""
+    """Load the demo warehouses, SKUs, carriers, platform mappings and stock (idempotent)."""
     md = hub.master_data
     for w in WAREHOUSES:
         await asyncio.to_thread(md.upsert_warehouse, w)
@@ -47,6 +58,8 @@ async def load_demo(hub: Hub) -> None:
     for s in SKUS:
         await asyncio.to_thread(md.upsert_sku, s)
         await hub.inventory.register_sku(s.sku, s.safety_stock, s.low_stock_threshold)
+    for c in CARRIERS:
+        await asyncio.to_thread(md.upsert_carrier, c)
     for m in MAPPINGS:
         await asyncio.to_thread(md.map_platform_sku, m)
     for warehouse_id, counts in STOCK.items():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -12,9 +13,6 @@ from hub.domain.inventory import InvalidRequest, Reservation, ReservationClosed,
 from hub.events import shipment_request
 from hub.inventory import Inventory
 from hub.store.inventory_store import enqueue
-
-#: The carriers OrderHub knows (``instant`` is same-city delivery).
-CARRIERS = ("sf", "jd", "zto", "yto", "sto", "yunda", "ems", "instant")
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,14 +26,19 @@ class Shipment:
 
 
 async def request_shipment(
-    inventory: Inventory, engine: Engine, order_id: str, carrier: str
+    inventory: Inventory,
+    engine: Engine,
+    order_id: str,
+    carrier: str,
+    active_carriers: Collection[str],
 ) -> tuple[Reservation, list[Shipment]]:
     """Publish (through the outbox) one shipment request per warehouse of a live hold."""
     if not order_id:
         raise InvalidRequest("order_id is required", field="order_id")
-    if carrier not in CARRIERS:
+    if carrier not in active_carriers:
+        known = ", ".join(sorted(active_carriers)) or "none yet (UpsertCarrier)"
         raise InvalidRequest(
-            f"carrier must be one of {', '.join(CARRIERS)}, got {carrier!r}", field="carrier"
+            f"carrier {carrier!r} is not an active carrier; active: {known}", field="carrier"
         )
     reservation = await inventory.get_reservation(order_id)
     if reservation.status is not ReservationStatus.HELD:

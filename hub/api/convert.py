@@ -9,7 +9,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from hub.domain.inventory import LevelView, Reservation, ReservationStatus
 from hub.store.inventory_map import Dimension, MapRow
-from hub.store.master_data import Sku, Warehouse
+from hub.store.master_data import Carrier, Sku, Warehouse
 from orderhub.v1 import stock_pb2
 
 _STATUS = {
@@ -57,6 +57,13 @@ def warehouse(w: Warehouse) -> stock_pb2.Warehouse:
         city=w.city,
         district=w.district,
         daily_capacity=w.daily_capacity,
+    )
+
+
+def carrier(c: Carrier) -> stock_pb2.Carrier:
+    """A carrier message."""
+    return stock_pb2.Carrier(
+        carrier_id=c.carrier_id, name=c.name, service_level=c.service_level, active=c.active
     )
 
 

@@ -22,13 +22,14 @@ from hub.store.inventory_map import (
     grouping,
     inventory_map,
 )
-from hub.store.master_data import MasterData, PlatformSku, Sku, Warehouse
+from hub.store.master_data import Carrier, MasterData, PlatformSku, Sku, Warehouse
 from orderhub.v1 import stock_pb2, stock_pb2_grpc
 
 Context = grpc.aio.ServicerContext[object, object]
 T = TypeVar("T")
 
 _REFUSALS = (InventoryError, ShardUnavailable)
+SERVICE_LEVELS = ("express", "standard", "economy", "postal", "same_day")
 
 
 def _require(value: str, field: str) -> str:
@@ -164,6 +165,34 @@ class StockServicer(stock_pb2_grpc.StockServiceServicer):
             return stock_pb2.UpsertSkuResponse(sku=convert.sku(s))
 
         return await _guard(context, work, stock_pb2.UpsertSkuResponse)
+
+    async def UpsertCarrier(
+        self, request: stock_pb2.UpsertCarrierRequest, context: Context
+    ) -> stock_pb2.UpsertCarrierResponse:
+        async def work() -> stock_pb2.UpsertCarrierResponse:
+            c = request.carrier
+            level = c.service_level.strip().lower()
+            if level not in SERVICE_LEVELS:
+                raise invalid(
+                    "carrier.service_level",
+                    f"service_level must be one of {', '.join(SERVICE_LEVELS)}, got {level!r}",
+                )
+            carrier = Carrier(
+                carrier_id=_subject_token(c.carrier_id.strip().lower(), "carrier.carrier_id"),
+                name=_require(c.name, "carrier.name"),
+                service_level=level,
+                active=c.active,
+            )
+            await asyncio.to_thread(self._master.upsert_carrier, carrier)
+            return stock_pb2.UpsertCarrierResponse(carrier=convert.carrier(carrier))
+
+        return await _guard(context, work, stock_pb2.UpsertCarrierResponse)
+
+    async def ListCarriers(
+        self, request: stock_pb2.ListCarriersRequest, context: Context
+    ) -> stock_pb2.ListCarriersResponse:
+        carriers = await asyncio.to_thread(self._master.carriers)
+        return stock_pb2.ListCarriersResponse(carriers=[convert.carrier(c) for c in carriers])
 
     async def MapPlatformSku(
         self, request: stock_pb2.MapPlatformSkuRequest, context: Context
@@ -313,11 +342,13 @@ class StockServicer(stock_pb2_grpc.StockServiceServicer):
         self, request: stock_pb2.RequestShipmentRequest, context: Context
     ) -> stock_pb2.RequestShipmentResponse:
         async def work() -> stock_pb2.RequestShipmentResponse:
+            carriers = await asyncio.to_thread(self._master.carriers)
             reservation, shipments = await request_shipment(
                 self._inventory,
                 self._master.engine,
                 _require(request.order_id, "order_id"),
                 request.carrier.strip().lower(),
+                {c.carrier_id for c in carriers if c.active},
             )
             if self._on_outbox is not None:
                 self._on_outbox()

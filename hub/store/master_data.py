@@ -37,6 +37,16 @@ class Sku:
 
 
 @dataclass(frozen=True, slots=True)
+class Carrier:
+    """A carrier as stored."""
+
+    carrier_id: str
+    name: str
+    service_level: str
+    active: bool = True
+
+
+@dataclass(frozen=True, slots=True)
 class PlatformSku:
     """A platform SKU code of one shop, mapped to an internal SKU."""
 
@@ -84,6 +94,25 @@ class MasterData:
         }
         self._upsert(schema.skus, row, ("sku",))
         return s
+
+    def upsert_carrier(self, c: Carrier) -> Carrier:
+        """Create or update a carrier."""
+        row = {
+            "carrier_id": c.carrier_id,
+            "name": c.name,
+            "service_level": c.service_level,
+            "active": 1 if c.active else 0,
+            "updated_at": datetime.now(UTC),
+        }
+        self._upsert(schema.carriers, row, ("carrier_id",))
+        return c
+
+    def carriers(self) -> list[Carrier]:
+        """Every carrier, by id."""
+        t = schema.carriers
+        with self._engine.connect() as conn:
+            rows = conn.execute(select(t).order_by(t.c.carrier_id))
+            return [Carrier(r.carrier_id, r.name, r.service_level, bool(r.active)) for r in rows]
 
     def map_platform_sku(self, m: PlatformSku) -> PlatformSku:
         """Map a platform SKU code to an internal SKU (replacing an older mapping)."""

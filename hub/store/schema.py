@@ -78,6 +78,18 @@ skus = Table(
     Column("low_stock_threshold", BigInteger, nullable=False, server_default="0"),
 )
 
+# Carriers the hub can hand parcels to (rates and lanes come with routing).
+carriers = Table(
+    "carriers",
+    metadata,
+    Column("carrier_id", String(32), primary_key=True),
+    Column("name", String(200), nullable=False),
+    # express, standard, economy, postal or same_day
+    Column("service_level", String(16), nullable=False),
+    Column("active", Integer, nullable=False, default=1),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
 platform_skus = Table(
     "platform_skus",
     metadata,

@@ -135,6 +135,17 @@ def test_orderhub_up_with_embedded_services_serves_and_stops_cleanly(
         assert len(level.levels) == 5 and level.total_available > 0
         warehouses = stock.ListWarehouses(stock_pb2.ListWarehousesRequest(), timeout=10)
         assert len(warehouses.warehouses) == 5
+        carriers = stock.ListCarriers(stock_pb2.ListCarriersRequest(), timeout=10)
+        assert {c.carrier_id for c in carriers.carriers} == {
+            "sf",
+            "jd",
+            "zto",
+            "yto",
+            "sto",
+            "yunda",
+            "ems",
+            "instant",
+        }
     assert (hub.data_dir / "orderhub.db").exists()
     assert (hub.data_dir / "nats" / "jetstream").exists()
     assert hub.signal(signal.SIGTERM) == 0

@@ -412,3 +412,25 @@ async def test_many_clients_on_a_hot_sku_get_exactly_the_stock(
     assert outcomes.count(True) == 250
     level = await stock.GetAvailability(stock_pb2.GetAvailabilityRequest(sku=sku))
     assert (level.levels[0].reserved, level.total_available) == (250, 0)
+
+
+async def test_carriers_are_master_data(stock: stock_pb2_grpc.StockServiceStub) -> None:
+    answer = await stock.UpsertCarrier(
+        stock_pb2.UpsertCarrierRequest(
+            carrier=stock_pb2.Carrier(
+                carrier_id=" ZTO ", name="中通快递", service_level="Standard", active=True
+            )
+        )
+    )
+    assert (answer.carrier.carrier_id, answer.carrier.service_level) == ("zto", "standard")
+    listed = await stock.ListCarriers(stock_pb2.ListCarriersRequest())
+    assert any(c.carrier_id == "zto" and c.active for c in listed.carriers)
+    for bad, field in [
+        (stock_pb2.Carrier(carrier_id="z.to", name="x", service_level="express"), "carrier_id"),
+        (stock_pb2.Carrier(carrier_id="zto", name="", service_level="express"), "carrier.name"),
+        (stock_pb2.Carrier(carrier_id="zto", name="x", service_level="rocket"), "service_level"),
+    ]:
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await stock.UpsertCarrier(stock_pb2.UpsertCarrierRequest(carrier=bad))
+        assert refused.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+        assert field in (refused.value.details() or "")

@@ -168,6 +168,13 @@ async def test_shipment_requests_reach_each_warehouse_once(
             )
         )
     await stock.UpsertSku(stock_pb2.UpsertSkuRequest(sku=sku, name="T", weight_grams=1))
+    await stock.UpsertCarrier(
+        stock_pb2.UpsertCarrierRequest(
+            carrier=stock_pb2.Carrier(
+                carrier_id="sf", name="顺丰速运", service_level="express", active=True
+            )
+        )
+    )
     for wh in (a, b):
         await stock.SetStock(stock_pb2.SetStockRequest(warehouse_id=wh, sku=sku, on_hand=5))
     order = f"{unique}-o1"

@@ -164,6 +164,114 @@ class Sku(_message.Message):
 Global___Sku: _TypeAlias = Sku  # noqa: Y015
 
 @_typing.final
+class Carrier(_message.Message):
+    """A carrier the hub can hand parcels to."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CARRIER_ID_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    SERVICE_LEVEL_FIELD_NUMBER: _builtins.int
+    ACTIVE_FIELD_NUMBER: _builtins.int
+    carrier_id: _builtins.str
+    """sf, jd, zto, yto, sto, yunda, ems, instant (same-city), or another lowercase id."""
+    name: _builtins.str
+    service_level: _builtins.str
+    """express, standard, economy, postal or same_day."""
+    active: _builtins.bool
+    """Inactive carriers are never chosen."""
+    def __init__(
+        self,
+        *,
+        carrier_id: _builtins.str = ...,
+        name: _builtins.str = ...,
+        service_level: _builtins.str = ...,
+        active: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["active", b"active", "carrier_id", b"carrier_id", "name", b"name", "service_level", b"service_level"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Carrier: _TypeAlias = Carrier  # noqa: Y015
+
+@_typing.final
+class UpsertCarrierRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CARRIER_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def carrier(self) -> Global___Carrier: ...
+    def __init__(
+        self,
+        *,
+        carrier: Global___Carrier | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["carrier", b"carrier"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["carrier", b"carrier"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpsertCarrierRequest: _TypeAlias = UpsertCarrierRequest  # noqa: Y015
+
+@_typing.final
+class UpsertCarrierResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CARRIER_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def carrier(self) -> Global___Carrier: ...
+    def __init__(
+        self,
+        *,
+        carrier: Global___Carrier | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["carrier", b"carrier"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["carrier", b"carrier"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpsertCarrierResponse: _TypeAlias = UpsertCarrierResponse  # noqa: Y015
+
+@_typing.final
+class ListCarriersRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListCarriersRequest: _TypeAlias = ListCarriersRequest  # noqa: Y015
+
+@_typing.final
+class ListCarriersResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CARRIERS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def carriers(self) -> _containers.RepeatedCompositeFieldContainer[Global___Carrier]: ...
+    def __init__(
+        self,
+        *,
+        carriers: _abc.Iterable[Global___Carrier] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["carriers", b"carriers"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListCarriersResponse: _TypeAlias = ListCarriersResponse  # noqa: Y015
+
+@_typing.final
 class PlatformSkuMapping(_message.Message):
     """A platform SKU code for one shop, mapped to an internal SKU."""
 

@@ -51,6 +51,16 @@ class StockServiceStub:
                 request_serializer=orderhub_dot_v1_dot_stock__pb2.UpsertSkuRequest.SerializeToString,
                 response_deserializer=orderhub_dot_v1_dot_stock__pb2.UpsertSkuResponse.FromString,
                 _registered_method=True)
+        self.UpsertCarrier = channel.unary_unary(
+                '/orderhub.v1.StockService/UpsertCarrier',
+                request_serializer=orderhub_dot_v1_dot_stock__pb2.UpsertCarrierRequest.SerializeToString,
+                response_deserializer=orderhub_dot_v1_dot_stock__pb2.UpsertCarrierResponse.FromString,
+                _registered_method=True)
+        self.ListCarriers = channel.unary_unary(
+                '/orderhub.v1.StockService/ListCarriers',
+                request_serializer=orderhub_dot_v1_dot_stock__pb2.ListCarriersRequest.SerializeToString,
+                response_deserializer=orderhub_dot_v1_dot_stock__pb2.ListCarriersResponse.FromString,
+                _registered_method=True)
         self.MapPlatformSku = channel.unary_unary(
                 '/orderhub.v1.StockService/MapPlatformSku',
                 request_serializer=orderhub_dot_v1_dot_stock__pb2.MapPlatformSkuRequest.SerializeToString,
@@ -129,6 +139,20 @@ class StockServiceServicer:
 
     def UpsertSku(self, request, context):
         """Creates or updates a SKU.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpsertCarrier(self, request, context):
+        """Creates or updates a carrier (sf, jd, zto, yto, sto, yunda, ems, instant).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListCarriers(self, request, context):
+        """Lists the carriers.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -232,6 +256,16 @@ def add_StockServiceServicer_to_server(servicer, server):
                     servicer.UpsertSku,
                     request_deserializer=orderhub_dot_v1_dot_stock__pb2.UpsertSkuRequest.FromString,
                     response_serializer=orderhub_dot_v1_dot_stock__pb2.UpsertSkuResponse.SerializeToString,
+            ),
+            'UpsertCarrier': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpsertCarrier,
+                    request_deserializer=orderhub_dot_v1_dot_stock__pb2.UpsertCarrierRequest.FromString,
+                    response_serializer=orderhub_dot_v1_dot_stock__pb2.UpsertCarrierResponse.SerializeToString,
+            ),
+            'ListCarriers': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListCarriers,
+                    request_deserializer=orderhub_dot_v1_dot_stock__pb2.ListCarriersRequest.FromString,
+                    response_serializer=orderhub_dot_v1_dot_stock__pb2.ListCarriersResponse.SerializeToString,
             ),
             'MapPlatformSku': grpc.unary_unary_rpc_method_handler(
                     servicer.MapPlatformSku,
@@ -372,6 +406,60 @@ class StockService:
             '/orderhub.v1.StockService/UpsertSku',
             orderhub_dot_v1_dot_stock__pb2.UpsertSkuRequest.SerializeToString,
             orderhub_dot_v1_dot_stock__pb2.UpsertSkuResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpsertCarrier(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/orderhub.v1.StockService/UpsertCarrier',
+            orderhub_dot_v1_dot_stock__pb2.UpsertCarrierRequest.SerializeToString,
+            orderhub_dot_v1_dot_stock__pb2.UpsertCarrierResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListCarriers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/orderhub.v1.StockService/ListCarriers',
+            orderhub_dot_v1_dot_stock__pb2.ListCarriersRequest.SerializeToString,
+            orderhub_dot_v1_dot_stock__pb2.ListCarriersResponse.FromString,
             options,
             channel_credentials,
             insecure,

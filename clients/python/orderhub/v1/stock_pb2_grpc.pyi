@@ -41,6 +41,10 @@ class StockServiceStub:
     """Lists the warehouses."""
     UpsertSku: _grpc.UnaryUnaryMultiCallable[_stock_pb2.UpsertSkuRequest, _stock_pb2.UpsertSkuResponse]
     """Creates or updates a SKU."""
+    UpsertCarrier: _grpc.UnaryUnaryMultiCallable[_stock_pb2.UpsertCarrierRequest, _stock_pb2.UpsertCarrierResponse]
+    """Creates or updates a carrier (sf, jd, zto, yto, sto, yunda, ems, instant)."""
+    ListCarriers: _grpc.UnaryUnaryMultiCallable[_stock_pb2.ListCarriersRequest, _stock_pb2.ListCarriersResponse]
+    """Lists the carriers."""
     MapPlatformSku: _grpc.UnaryUnaryMultiCallable[_stock_pb2.MapPlatformSkuRequest, _stock_pb2.MapPlatformSkuResponse]
     """Maps a platform's SKU code (per shop) to an internal SKU."""
     SetStock: _grpc.UnaryUnaryMultiCallable[_stock_pb2.SetStockRequest, _stock_pb2.SetStockResponse]
@@ -83,6 +87,10 @@ class StockServiceAsyncStub(StockServiceStub):
     """Lists the warehouses."""
     UpsertSku: _aio.UnaryUnaryMultiCallable[_stock_pb2.UpsertSkuRequest, _stock_pb2.UpsertSkuResponse]  # type: ignore[assignment]
     """Creates or updates a SKU."""
+    UpsertCarrier: _aio.UnaryUnaryMultiCallable[_stock_pb2.UpsertCarrierRequest, _stock_pb2.UpsertCarrierResponse]  # type: ignore[assignment]
+    """Creates or updates a carrier (sf, jd, zto, yto, sto, yunda, ems, instant)."""
+    ListCarriers: _aio.UnaryUnaryMultiCallable[_stock_pb2.ListCarriersRequest, _stock_pb2.ListCarriersResponse]  # type: ignore[assignment]
+    """Lists the carriers."""
     MapPlatformSku: _aio.UnaryUnaryMultiCallable[_stock_pb2.MapPlatformSkuRequest, _stock_pb2.MapPlatformSkuResponse]  # type: ignore[assignment]
     """Maps a platform's SKU code (per shop) to an internal SKU."""
     SetStock: _aio.UnaryUnaryMultiCallable[_stock_pb2.SetStockRequest, _stock_pb2.SetStockResponse]  # type: ignore[assignment]
@@ -140,6 +148,22 @@ class StockServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_stock_pb2.UpsertSkuResponse, _abc.Awaitable[_stock_pb2.UpsertSkuResponse]]:
         """Creates or updates a SKU."""
+
+    @_abc_1.abstractmethod
+    def UpsertCarrier(
+        self,
+        request: _stock_pb2.UpsertCarrierRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_stock_pb2.UpsertCarrierResponse, _abc.Awaitable[_stock_pb2.UpsertCarrierResponse]]:
+        """Creates or updates a carrier (sf, jd, zto, yto, sto, yunda, ems, instant)."""
+
+    @_abc_1.abstractmethod
+    def ListCarriers(
+        self,
+        request: _stock_pb2.ListCarriersRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_stock_pb2.ListCarriersResponse, _abc.Awaitable[_stock_pb2.ListCarriersResponse]]:
+        """Lists the carriers."""
 
     @_abc_1.abstractmethod
     def MapPlatformSku(
