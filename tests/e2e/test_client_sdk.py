@@ -499,6 +499,16 @@ async def test_master_data_round_trips(grpc_address: str, unique: str) -> None:
             with pytest.raises(InvalidArgument) as caught:
                 hub.upsert_sku(f"{unique}-BAD", "")
             assert caught.value.field == "name"
+            carrier = hub.upsert_carrier("yunda", "韵达快递", "standard")
+            assert carrier.carrier_id in {c.carrier_id for c in hub.list_carriers()}
+            mapped = hub.inventory_map(["warehouse"], warehouse_ids=[f"{unique}-SZ"])
+            assert [(r.warehouse_id, r.on_hand, r.available) for r in mapped.rows] == [
+                (f"{unique}-SZ", 10, 8)
+            ]
+            hub.reserve(f"{unique}-o1", [(f"{unique}-CAP", 1, f"{unique}-SZ")])
+            shipped = hub.request_shipment(f"{unique}-o1", "yunda")
+            assert [s.warehouse_id for s in shipped.shipments] == [f"{unique}-SZ"]
+            assert hub.sync_status().connected
 
     await asyncio.to_thread(scenario)
 

@@ -44,7 +44,14 @@ from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_status import rpc_status
 
-from orderhub.v1 import order_pb2_grpc, routing_pb2_grpc, stock_pb2, stock_pb2_grpc
+from orderhub.v1 import (
+    order_pb2_grpc,
+    routing_pb2_grpc,
+    stock_pb2,
+    stock_pb2_grpc,
+    wms_pb2,
+    wms_pb2_grpc,
+)
 
 __all__ = [
     "DEFAULT_ADDRESS",
@@ -413,6 +420,26 @@ class _Requests:
         )
 
     @staticmethod
+    def upsert_carrier(
+        carrier_id: str, name: str, service_level: str, active: bool
+    ) -> stock_pb2.UpsertCarrierRequest:
+        return stock_pb2.UpsertCarrierRequest(
+            carrier=stock_pb2.Carrier(
+                carrier_id=carrier_id, name=name, service_level=service_level, active=active
+            )
+        )
+
+    @staticmethod
+    def inventory_map(
+        group_by: Iterable[str], filters: Mapping[str, Any]
+    ) -> stock_pb2.GetInventoryMapRequest:
+        dims = [
+            stock_pb2.InventoryMapDimension.Value(f"INVENTORY_MAP_DIMENSION_{g.upper()}")
+            for g in group_by
+        ]
+        return stock_pb2.GetInventoryMapRequest(group_by=dims, **filters)
+
+    @staticmethod
     def map_platform_sku(
         platform: str, shop_id: str, platform_sku: str, sku: str
     ) -> stock_pb2.MapPlatformSkuRequest:
@@ -531,6 +558,7 @@ class OrderHubClient(_ClientBase):
         self.stock = stock_pb2_grpc.StockServiceStub(self._channel)
         self.orders = order_pb2_grpc.OrderServiceStub(self._channel)
         self.routing = routing_pb2_grpc.RoutingServiceStub(self._channel)
+        self.wms = wms_pb2_grpc.WmsServiceStub(self._channel)
         self._health: Any = health_pb2_grpc.HealthStub(self._channel)
 
     def __enter__(self) -> Self:
@@ -683,6 +711,49 @@ class OrderHubClient(_ClientBase):
         request = stock_pb2.CommitRequest(order_id=order_id)
         return _reservation(self.call(self.stock.Commit, request, idempotent=True))
 
+    def upsert_carrier(
+        self, carrier_id: str, name: str, service_level: str, *, active: bool = True
+    ) -> stock_pb2.Carrier:
+        """Create or update a carrier (express, standard, economy, postal or same_day)."""
+        request = _Requests.upsert_carrier(carrier_id, name, service_level, active)
+        return self.call(self.stock.UpsertCarrier, request, idempotent=True).carrier
+
+    def list_carriers(self) -> list[stock_pb2.Carrier]:
+        """List every carrier."""
+        request = stock_pb2.ListCarriersRequest()
+        return list(self.call(self.stock.ListCarriers, request, idempotent=True).carriers)
+
+    def request_shipment(self, order_id: str, carrier: str) -> stock_pb2.RequestShipmentResponse:
+        """Ask the warehouses holding an order's stock to send it with ``carrier``."""
+        request = stock_pb2.RequestShipmentRequest(order_id=order_id, carrier=carrier)
+        return self.call(self.stock.RequestShipment, request, idempotent=True)
+
+    def inventory_map(
+        self, group_by: Iterable[str] = ("province", "city"), **filters: Any
+    ) -> stock_pb2.GetInventoryMapResponse:
+        """Stock and ATP summed by province, city, warehouse, category and/or sku."""
+        request = _Requests.inventory_map(group_by, filters)
+        return self.call(self.stock.GetInventoryMap, request, idempotent=True)
+
+    def list_dead_letters(
+        self, *, page_size: int = 100, page_token: str = ""
+    ) -> wms_pb2.ListDeadLettersResponse:
+        """Open WMS dead letters, oldest first, a page at a time."""
+        request = wms_pb2.ListDeadLettersRequest(page_size=page_size, page_token=page_token)
+        return self.call(self.wms.ListDeadLetters, request, idempotent=True)
+
+    def replay_dead_letters(
+        self, letter_ids: Iterable[int] = (), *, all_open: bool = False
+    ) -> list[wms_pb2.ReplayResult]:
+        """Apply dead letters again after fixing their cause; each applies at most once."""
+        request = wms_pb2.ReplayDeadLettersRequest(letter_ids=list(letter_ids), all_open=all_open)
+        return list(self.call(self.wms.ReplayDeadLetters, request, idempotent=True).results)
+
+    def sync_status(self) -> wms_pb2.GetSyncStatusResponse:
+        """Where the WMS sync stands: backlog, applied, dead letters, outbox."""
+        request = wms_pb2.GetSyncStatusRequest()
+        return self.call(self.wms.GetSyncStatus, request, idempotent=True)
+
     def watch_availability(
         self, skus: Iterable[str] = (), *, timeout: float | None = None
     ) -> Generator[stock_pb2.WatchAvailabilityResponse, None, None]:
@@ -727,6 +798,7 @@ class AsyncOrderHubClient(_ClientBase):
         self.stock = stock_pb2_grpc.StockServiceStub(self._channel)
         self.orders = order_pb2_grpc.OrderServiceStub(self._channel)
         self.routing = routing_pb2_grpc.RoutingServiceStub(self._channel)
+        self.wms = wms_pb2_grpc.WmsServiceStub(self._channel)
         self._health: Any = health_pb2_grpc.HealthStub(self._channel)
 
     async def __aenter__(self) -> Self:
@@ -890,6 +962,51 @@ class AsyncOrderHubClient(_ClientBase):
         request = stock_pb2.CommitRequest(order_id=order_id)
         response = await self.call(self.stock.Commit, request, idempotent=True)
         return _reservation(response)
+
+    async def upsert_carrier(
+        self, carrier_id: str, name: str, service_level: str, *, active: bool = True
+    ) -> stock_pb2.Carrier:
+        """Create or update a carrier (express, standard, economy, postal or same_day)."""
+        request = _Requests.upsert_carrier(carrier_id, name, service_level, active)
+        return (await self.call(self.stock.UpsertCarrier, request, idempotent=True)).carrier
+
+    async def list_carriers(self) -> list[stock_pb2.Carrier]:
+        """List every carrier."""
+        request = stock_pb2.ListCarriersRequest()
+        return list((await self.call(self.stock.ListCarriers, request, idempotent=True)).carriers)
+
+    async def request_shipment(
+        self, order_id: str, carrier: str
+    ) -> stock_pb2.RequestShipmentResponse:
+        """Ask the warehouses holding an order's stock to send it with ``carrier``."""
+        request = stock_pb2.RequestShipmentRequest(order_id=order_id, carrier=carrier)
+        return await self.call(self.stock.RequestShipment, request, idempotent=True)
+
+    async def inventory_map(
+        self, group_by: Iterable[str] = ("province", "city"), **filters: Any
+    ) -> stock_pb2.GetInventoryMapResponse:
+        """Stock and ATP summed by province, city, warehouse, category and/or sku."""
+        request = _Requests.inventory_map(group_by, filters)
+        return await self.call(self.stock.GetInventoryMap, request, idempotent=True)
+
+    async def list_dead_letters(
+        self, *, page_size: int = 100, page_token: str = ""
+    ) -> wms_pb2.ListDeadLettersResponse:
+        """Open WMS dead letters, oldest first, a page at a time."""
+        request = wms_pb2.ListDeadLettersRequest(page_size=page_size, page_token=page_token)
+        return await self.call(self.wms.ListDeadLetters, request, idempotent=True)
+
+    async def replay_dead_letters(
+        self, letter_ids: Iterable[int] = (), *, all_open: bool = False
+    ) -> list[wms_pb2.ReplayResult]:
+        """Apply dead letters again after fixing their cause; each applies at most once."""
+        request = wms_pb2.ReplayDeadLettersRequest(letter_ids=list(letter_ids), all_open=all_open)
+        return list((await self.call(self.wms.ReplayDeadLetters, request, idempotent=True)).results)
+
+    async def sync_status(self) -> wms_pb2.GetSyncStatusResponse:
+        """Where the WMS sync stands: backlog, applied, dead letters, outbox."""
+        request = wms_pb2.GetSyncStatusRequest()
+        return await self.call(self.wms.GetSyncStatus, request, idempotent=True)
 
     async def watch_availability(
         self,
