@@ -340,10 +340,19 @@ async def test_orders_and_routing_answer_unimplemented_for_now(channel: grpc.aio
         assert refused.value.code() == grpc.StatusCode.UNIMPLEMENTED
 
 
-async def test_expired_deadline_is_respected(stock: stock_pb2_grpc.StockServiceStub) -> None:
+async def test_a_deadline_ends_a_call_that_would_wait_longer(
+    stock: stock_pb2_grpc.StockServiceStub, unique: str
+) -> None:
+    # A watch of a SKU nobody touches would run for ever; the caller's deadline ends it.
+    began = asyncio.get_running_loop().time()
+    call = stock.WatchAvailability(
+        stock_pb2.WatchAvailabilityRequest(skus=[f"{unique}-QUIET"]), timeout=0.5
+    )
     with pytest.raises(grpc.aio.AioRpcError) as late:
-        await stock.GetAvailability(stock_pb2.GetAvailabilityRequest(sku="ANY"), timeout=0.000001)
+        async for _ in call:
+            pass
     assert late.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    assert asyncio.get_running_loop().time() - began < 5
 
 
 async def test_graceful_stop_finishes_in_flight_reservations(hub: Hub, unique: str) -> None:
