@@ -1,7 +1,5 @@
 """Douyin 抖店 orders and after-sales → the unified order."""
 
-# ruff: noqa: RUF001 - platform text keeps its fullwidth punctuation, as delivered
-
 from __future__ import annotations
 
 import json

@@ -1,7 +1,5 @@
 """JD POP orders → the unified order."""
 
-# ruff: noqa: RUF001 - platform text keeps its fullwidth punctuation, as delivered
-
 from __future__ import annotations
 
 from datetime import UTC, datetime
