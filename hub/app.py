@@ -15,11 +15,13 @@ from nats.aio.client import Client as NatsClient
 from actors.inventory import ShardTimings, start_shards
 from hub.embedded import EmbeddedNats, EmbeddedRay
 from hub.inventory import Inventory, ShardLink
+from hub.orders import OrderIntake
 from hub.relay import OutboxRelay
 from hub.settings import Settings
 from hub.store.db import make_engine, upgrade
 from hub.store.dead_letters import DeadLetters
 from hub.store.master_data import MasterData
+from hub.store.orders import OrderStore
 from hub.wms_sync import WmsSync
 
 log = logging.getLogger("orderhub.hub")
@@ -41,6 +43,7 @@ class Hub:
         self._wms: WmsSync | None = None
         self._relay: OutboxRelay | None = None
         self.dead_letters: DeadLetters | None = None
+        self._orders: OrderIntake | None = None
 
     @property
     def inventory(self) -> Inventory:
@@ -53,6 +56,12 @@ class Hub:
         """Master data in the database (after start)."""
         assert self._master_data is not None, "hub not started"
         return self._master_data
+
+    @property
+    def orders(self) -> OrderIntake:
+        """Order intake (after start)."""
+        assert self._orders is not None, "hub not started"
+        return self._orders
 
     @property
     def wms(self) -> WmsSync:
@@ -101,6 +110,7 @@ class Hub:
         self._relay = OutboxRelay(self.nats, engine, stream=s.oms_stream)
         await self._relay.start()
         self.dead_letters = DeadLetters(engine)
+        self._orders = OrderIntake(OrderStore(engine), self._master_data, self.dead_letters)
         self._wms = WmsSync(
             self.nats,
             self._inventory,

@@ -8,7 +8,8 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from hub.api.pending import PendingOrderServicer, PendingRoutingServicer
+from hub.api.orders import OrderServicer
+from hub.api.pending import PendingRoutingServicer
 from hub.api.stock import StockServicer
 from hub.api.wms import WmsServicer
 from hub.app import Hub
@@ -65,7 +66,7 @@ async def start_server(hub: Hub, address: str) -> HubServer:
         WmsServicer(hub.wms, hub.dead_letters, hub.relay), server
     )
     # Filled in by the orders and routing work; until then they answer UNIMPLEMENTED.
-    order_pb2_grpc.add_OrderServiceServicer_to_server(PendingOrderServicer(), server)
+    order_pb2_grpc.add_OrderServiceServicer_to_server(OrderServicer(hub.orders), server)
     routing_pb2_grpc.add_RoutingServiceServicer_to_server(PendingRoutingServicer(), server)
     health_servicer = health.aio.HealthServicer()  # type: ignore[attr-defined]
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

@@ -6,7 +6,7 @@ from typing import Any, NoReturn
 
 import grpc
 
-from orderhub.v1 import order_pb2_grpc, routing_pb2_grpc
+from orderhub.v1 import routing_pb2_grpc
 
 Context = grpc.aio.ServicerContext[Any, Any]
 
@@ -14,19 +14,6 @@ Context = grpc.aio.ServicerContext[Any, Any]
 async def _not_yet(context: Context, rpc: str, work: str) -> NoReturn:
     await context.abort(grpc.StatusCode.UNIMPLEMENTED, f"{rpc} is not available yet ({work})")
     raise AssertionError("unreachable")
-
-
-class PendingOrderServicer(order_pb2_grpc.OrderServiceServicer):
-    """OrderService until the unified order hub lands."""
-
-    async def IngestPlatformOrder(self, request: Any, context: Context) -> Any:
-        await _not_yet(context, "IngestPlatformOrder", "unified order hub")
-
-    async def GetOrder(self, request: Any, context: Context) -> Any:
-        await _not_yet(context, "GetOrder", "unified order hub")
-
-    async def ListOrders(self, request: Any, context: Context) -> Any:
-        await _not_yet(context, "ListOrders", "unified order hub")
 
 
 class PendingRoutingServicer(routing_pb2_grpc.RoutingServiceServicer):

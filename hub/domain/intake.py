@@ -36,9 +36,20 @@ AFTER_SALES = "after_sales"
 PRIORITY = "priority"
 
 
+#: Words that, just before a keyword, say the buyer does not want it ("不用加急").
+_NEGATION = re.compile(r"(不用|不要|不需要|无需|不必|别|no|not|don'?t|no need to)\s*$", re.I)
+
+
 def tags_from_note(note: str) -> list[str]:
-    """The tags a buyer's note carries, in a fixed order."""
-    return [tag for tag, pattern in _NOTE_TAGS if pattern.search(note)]
+    """The tags a buyer's note carries, in a fixed order; "不用加急" is not a rush."""
+    return [
+        tag
+        for tag, pattern in _NOTE_TAGS
+        if any(
+            not _NEGATION.search(note[max(0, m.start() - 12) : m.start()])
+            for m in pattern.finditer(note)
+        )
+    ]
 
 
 @dataclass(frozen=True, slots=True)

@@ -227,3 +227,32 @@ dead_letters = Table(
     Index("ix_dead_letters_source_stream_seq", "source", "stream", "stream_seq", unique=True),
     Index("ix_dead_letters_status", "status"),
 )
+
+# Orders from every channel in one shape. The whole order is kept as a JSON document;
+# the columns beside it are what orders are found by.
+orders = Table(
+    "orders",
+    metadata,
+    Column("order_id", String(40), primary_key=True),
+    Column("platform", String(32), nullable=False),
+    Column("shop_id", String(64), nullable=False),
+    Column("platform_order_id", String(128), nullable=False),
+    Column("status", String(24), nullable=False),
+    Column("queue", String(32), nullable=False, default=""),
+    Column("tags", Text, nullable=False, default="[]"),
+    Column("review_reasons", Text, nullable=False, default="[]"),
+    Column("document", Text, nullable=False),
+    Column("platform_updated_at", UTCDateTime, nullable=True),
+    Column("ingested_at", UTCDateTime, nullable=False),
+    Column("changed_at", UTCDateTime, nullable=False),
+    Column("version", Integer, nullable=False, default=1),
+    Index(
+        "ix_orders_platform_shop_id_platform_order_id",
+        "platform",
+        "shop_id",
+        "platform_order_id",
+        unique=True,
+    ),
+    Index("ix_orders_status", "status"),
+    Index("ix_orders_queue", "queue"),
+)

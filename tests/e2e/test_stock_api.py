@@ -16,8 +16,6 @@ from hub.app import Hub
 from hub.domain.inventory import ReservationNotFound
 from hub.server import start_server
 from orderhub.v1 import (
-    order_pb2,
-    order_pb2_grpc,
     routing_pb2,
     routing_pb2_grpc,
     stock_pb2,
@@ -328,16 +326,11 @@ async def test_watch_availability_streams_changes(
     stream.cancel()
 
 
-async def test_orders_and_routing_answer_unimplemented_for_now(channel: grpc.aio.Channel) -> None:
-    orders = order_pb2_grpc.OrderServiceStub(channel)
+async def test_routing_answers_unimplemented_for_now(channel: grpc.aio.Channel) -> None:
     routing = routing_pb2_grpc.RoutingServiceStub(channel)
-    for call in (
-        orders.GetOrder(order_pb2.GetOrderRequest(order_id="x")),
-        routing.RouteOrder(routing_pb2.RouteOrderRequest(order_id="x")),
-    ):
-        with pytest.raises(grpc.aio.AioRpcError) as refused:
-            await call
-        assert refused.value.code() == grpc.StatusCode.UNIMPLEMENTED
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await routing.RouteOrder(routing_pb2.RouteOrderRequest(order_id="x"))
+    assert refused.value.code() == grpc.StatusCode.UNIMPLEMENTED
 
 
 async def test_a_deadline_ends_a_call_that_would_wait_longer(

@@ -55,6 +55,9 @@ def order(
         ("加急！顺便开发票", ["urgent", "invoice"]),
         ("Please ship ASAP, it's a gift", ["urgent", "gift_message"]),
         ("周末配送", []),
+        ("不用加急，周一前到就行", []),
+        ("No need to rush, not urgent", []),
+        ("别加急。要开发票", ["invoice"]),
         ("", []),
     ],
 )

@@ -25,35 +25,35 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17orderhub/v1/order.proto\x12\x0borderhub.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa0\x01\n\tRecipient\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05phone\x18\x02 \x01(\t\x12\x10\n\x08province\x18\x03 \x01(\t\x12\x0c\n\x04\x63ity\x18\x04 \x01(\t\x12\x10\n\x08\x64istrict\x18\x05 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x06 \x01(\t\x12\x15\n\rpii_protected\x18\x07 \x01(\x08\x12\x0b\n\x03zip\x18\x08 \x01(\t\x12\x0f\n\x07\x63ountry\x18\t \x01(\t\"\xcb\x01\n\tOrderLine\x12\x0b\n\x03sku\x18\x01 \x01(\t\x12\x17\n\x0fplatform_sku_id\x18\x02 \x01(\t\x12\x10\n\x08quantity\x18\x03 \x01(\x03\x12\x16\n\x0eunit_price_fen\x18\x04 \x01(\x03\x12\x10\n\x08paid_fen\x18\x05 \x01(\x03\x12\x33\n\x0f\x61\x66ter_sale_type\x18\x06 \x01(\x0e\x32\x1a.orderhub.v1.AfterSaleType\x12\r\n\x05title\x18\x07 \x01(\t\x12\x18\n\x10platform_line_id\x18\x08 \x01(\t\"\xb8\x04\n\x05Order\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x10\n\x08platform\x18\x02 \x01(\t\x12\x0f\n\x07shop_id\x18\x03 \x01(\t\x12\x19\n\x11platform_order_id\x18\x04 \x01(\t\x12(\n\x06status\x18\x05 \x01(\x0e\x32\x18.orderhub.v1.OrderStatus\x12\x33\n\x0f\x61\x66ter_sale_type\x18\x06 \x01(\x0e\x32\x1a.orderhub.v1.AfterSaleType\x12\x12\n\nbuyer_note\x18\x07 \x01(\t\x12\x13\n\x0bseller_note\x18\x08 \x01(\t\x12)\n\trecipient\x18\t \x01(\x0b\x32\x16.orderhub.v1.Recipient\x12%\n\x05lines\x18\n \x03(\x0b\x32\x16.orderhub.v1.OrderLine\x12\x18\n\x10shipping_fee_fen\x18\x0b \x01(\x03\x12\x16\n\x0etotal_paid_fen\x18\x0c \x01(\x03\x12\x10\n\x08\x63urrency\x18\r \x01(\t\x12+\n\x07paid_at\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04tags\x18\x0f \x03(\t\x12\r\n\x05queue\x18\x10 \x01(\t\x12\x17\n\x0fplatform_status\x18\x11 \x01(\t\x12.\n\ncreated_at\x18\x12 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x13 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"P\n\x1aIngestPlatformOrderRequest\x12\x10\n\x08platform\x18\x01 \x01(\t\x12\x0f\n\x07shop_id\x18\x02 \x01(\t\x12\x0f\n\x07payload\x18\x03 \x01(\t\"S\n\x1bIngestPlatformOrderResponse\x12!\n\x05order\x18\x01 \x01(\x0b\x32\x12.orderhub.v1.Order\x12\x11\n\tduplicate\x18\x02 \x01(\x08\"#\n\x0fGetOrderRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\"5\n\x10GetOrderResponse\x12!\n\x05order\x18\x01 \x01(\x0b\x32\x12.orderhub.v1.Order\"\xa3\x01\n\x11ListOrdersRequest\x12(\n\x06status\x18\x01 \x01(\x0e\x32\x18.orderhub.v1.OrderStatus\x12\x10\n\x08platform\x18\x02 \x01(\t\x12\x0b\n\x03tag\x18\x03 \x01(\t\x12\r\n\x05queue\x18\x04 \x01(\t\x12\x11\n\tpage_size\x18\x05 \x01(\x05\x12\x12\n\npage_token\x18\x06 \x01(\t\x12\x0f\n\x07shop_id\x18\x07 \x01(\t\"Q\n\x12ListOrdersResponse\x12\"\n\x06orders\x18\x01 \x03(\x0b\x32\x12.orderhub.v1.Order\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t*\x85\x02\n\x0bOrderStatus\x12\x1c\n\x18ORDER_STATUS_UNSPECIFIED\x10\x00\x12 \n\x1cORDER_STATUS_PENDING_PAYMENT\x10\x01\x12\x15\n\x11ORDER_STATUS_PAID\x10\x02\x12\x18\n\x14ORDER_STATUS_ON_HOLD\x10\x03\x12\x1a\n\x16ORDER_STATUS_ALLOCATED\x10\x04\x12\x18\n\x14ORDER_STATUS_SHIPPED\x10\x05\x12\x1a\n\x16ORDER_STATUS_DELIVERED\x10\x06\x12\x1a\n\x16ORDER_STATUS_CANCELLED\x10\x07\x12\x17\n\x13ORDER_STATUS_CLOSED\x10\x08*\xa2\x02\n\rAfterSaleType\x12\x1f\n\x1b\x41\x46TER_SALE_TYPE_UNSPECIFIED\x10\x00\x12\x18\n\x14\x41\x46TER_SALE_TYPE_NONE\x10\x01\x12\x1f\n\x1b\x41\x46TER_SALE_TYPE_REFUND_ONLY\x10\x02\x12!\n\x1d\x41\x46TER_SALE_TYPE_RETURN_REFUND\x10\x03\x12\x1c\n\x18\x41\x46TER_SALE_TYPE_EXCHANGE\x10\x04\x12\x1a\n\x16\x41\x46TER_SALE_TYPE_RESEND\x10\x05\x12\x1a\n\x16\x41\x46TER_SALE_TYPE_REPAIR\x10\x06\x12!\n\x1d\x41\x46TER_SALE_TYPE_PRICE_PROTECT\x10\x07\x12\x19\n\x15\x41\x46TER_SALE_TYPE_OTHER\x10\x08\x32\x90\x02\n\x0cOrderService\x12h\n\x13IngestPlatformOrder\x12\'.orderhub.v1.IngestPlatformOrderRequest\x1a(.orderhub.v1.IngestPlatformOrderResponse\x12G\n\x08GetOrder\x12\x1c.orderhub.v1.GetOrderRequest\x1a\x1d.orderhub.v1.GetOrderResponse\x12M\n\nListOrders\x12\x1e.orderhub.v1.ListOrdersRequest\x1a\x1f.orderhub.v1.ListOrdersResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17orderhub/v1/order.proto\x12\x0borderhub.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb0\x01\n\tRecipient\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05phone\x18\x02 \x01(\t\x12\x10\n\x08province\x18\x03 \x01(\t\x12\x0c\n\x04\x63ity\x18\x04 \x01(\t\x12\x10\n\x08\x64istrict\x18\x05 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x06 \x01(\t\x12\x15\n\rpii_protected\x18\x07 \x01(\x08\x12\x0b\n\x03zip\x18\x08 \x01(\t\x12\x0f\n\x07\x63ountry\x18\t \x01(\t\x12\x0e\n\x06street\x18\n \x01(\t\"\xe2\x01\n\tOrderLine\x12\x0b\n\x03sku\x18\x01 \x01(\t\x12\x17\n\x0fplatform_sku_id\x18\x02 \x01(\t\x12\x10\n\x08quantity\x18\x03 \x01(\x03\x12\x16\n\x0eunit_price_fen\x18\x04 \x01(\x03\x12\x10\n\x08paid_fen\x18\x05 \x01(\x03\x12\x33\n\x0f\x61\x66ter_sale_type\x18\x06 \x01(\x0e\x32\x1a.orderhub.v1.AfterSaleType\x12\r\n\x05title\x18\x07 \x01(\t\x12\x18\n\x10platform_line_id\x18\x08 \x01(\t\x12\x15\n\rnative_sku_id\x18\t \x01(\t\"\xd0\x04\n\x05Order\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x10\n\x08platform\x18\x02 \x01(\t\x12\x0f\n\x07shop_id\x18\x03 \x01(\t\x12\x19\n\x11platform_order_id\x18\x04 \x01(\t\x12(\n\x06status\x18\x05 \x01(\x0e\x32\x18.orderhub.v1.OrderStatus\x12\x33\n\x0f\x61\x66ter_sale_type\x18\x06 \x01(\x0e\x32\x1a.orderhub.v1.AfterSaleType\x12\x12\n\nbuyer_note\x18\x07 \x01(\t\x12\x13\n\x0bseller_note\x18\x08 \x01(\t\x12)\n\trecipient\x18\t \x01(\x0b\x32\x16.orderhub.v1.Recipient\x12%\n\x05lines\x18\n \x03(\x0b\x32\x16.orderhub.v1.OrderLine\x12\x18\n\x10shipping_fee_fen\x18\x0b \x01(\x03\x12\x16\n\x0etotal_paid_fen\x18\x0c \x01(\x03\x12\x10\n\x08\x63urrency\x18\r \x01(\t\x12+\n\x07paid_at\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04tags\x18\x0f \x03(\t\x12\r\n\x05queue\x18\x10 \x01(\t\x12\x17\n\x0fplatform_status\x18\x11 \x01(\t\x12.\n\ncreated_at\x18\x12 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x13 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\x0ereview_reasons\x18\x14 \x03(\t\"P\n\x1aIngestPlatformOrderRequest\x12\x10\n\x08platform\x18\x01 \x01(\t\x12\x0f\n\x07shop_id\x18\x02 \x01(\t\x12\x0f\n\x07payload\x18\x03 \x01(\t\"S\n\x1bIngestPlatformOrderResponse\x12!\n\x05order\x18\x01 \x01(\x0b\x32\x12.orderhub.v1.Order\x12\x11\n\tduplicate\x18\x02 \x01(\x08\"#\n\x0fGetOrderRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\"5\n\x10GetOrderResponse\x12!\n\x05order\x18\x01 \x01(\x0b\x32\x12.orderhub.v1.Order\"\xa3\x01\n\x11ListOrdersRequest\x12(\n\x06status\x18\x01 \x01(\x0e\x32\x18.orderhub.v1.OrderStatus\x12\x10\n\x08platform\x18\x02 \x01(\t\x12\x0b\n\x03tag\x18\x03 \x01(\t\x12\r\n\x05queue\x18\x04 \x01(\t\x12\x11\n\tpage_size\x18\x05 \x01(\x05\x12\x12\n\npage_token\x18\x06 \x01(\t\x12\x0f\n\x07shop_id\x18\x07 \x01(\t\"Q\n\x12ListOrdersResponse\x12\"\n\x06orders\x18\x01 \x03(\x0b\x32\x12.orderhub.v1.Order\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t*\x85\x02\n\x0bOrderStatus\x12\x1c\n\x18ORDER_STATUS_UNSPECIFIED\x10\x00\x12 \n\x1cORDER_STATUS_PENDING_PAYMENT\x10\x01\x12\x15\n\x11ORDER_STATUS_PAID\x10\x02\x12\x18\n\x14ORDER_STATUS_ON_HOLD\x10\x03\x12\x1a\n\x16ORDER_STATUS_ALLOCATED\x10\x04\x12\x18\n\x14ORDER_STATUS_SHIPPED\x10\x05\x12\x1a\n\x16ORDER_STATUS_DELIVERED\x10\x06\x12\x1a\n\x16ORDER_STATUS_CANCELLED\x10\x07\x12\x17\n\x13ORDER_STATUS_CLOSED\x10\x08*\xa2\x02\n\rAfterSaleType\x12\x1f\n\x1b\x41\x46TER_SALE_TYPE_UNSPECIFIED\x10\x00\x12\x18\n\x14\x41\x46TER_SALE_TYPE_NONE\x10\x01\x12\x1f\n\x1b\x41\x46TER_SALE_TYPE_REFUND_ONLY\x10\x02\x12!\n\x1d\x41\x46TER_SALE_TYPE_RETURN_REFUND\x10\x03\x12\x1c\n\x18\x41\x46TER_SALE_TYPE_EXCHANGE\x10\x04\x12\x1a\n\x16\x41\x46TER_SALE_TYPE_RESEND\x10\x05\x12\x1a\n\x16\x41\x46TER_SALE_TYPE_REPAIR\x10\x06\x12!\n\x1d\x41\x46TER_SALE_TYPE_PRICE_PROTECT\x10\x07\x12\x19\n\x15\x41\x46TER_SALE_TYPE_OTHER\x10\x08\x32\x90\x02\n\x0cOrderService\x12h\n\x13IngestPlatformOrder\x12\'.orderhub.v1.IngestPlatformOrderRequest\x1a(.orderhub.v1.IngestPlatformOrderResponse\x12G\n\x08GetOrder\x12\x1c.orderhub.v1.GetOrderRequest\x1a\x1d.orderhub.v1.GetOrderResponse\x12M\n\nListOrders\x12\x1e.orderhub.v1.ListOrdersRequest\x1a\x1f.orderhub.v1.ListOrdersResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'orderhub.v1.order_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_ORDERSTATUS']._serialized_start=1522
-  _globals['_ORDERSTATUS']._serialized_end=1783
-  _globals['_AFTERSALETYPE']._serialized_start=1786
-  _globals['_AFTERSALETYPE']._serialized_end=2076
+  _globals['_ORDERSTATUS']._serialized_start=1585
+  _globals['_ORDERSTATUS']._serialized_end=1846
+  _globals['_AFTERSALETYPE']._serialized_start=1849
+  _globals['_AFTERSALETYPE']._serialized_end=2139
   _globals['_RECIPIENT']._serialized_start=74
-  _globals['_RECIPIENT']._serialized_end=234
-  _globals['_ORDERLINE']._serialized_start=237
-  _globals['_ORDERLINE']._serialized_end=440
-  _globals['_ORDER']._serialized_start=443
-  _globals['_ORDER']._serialized_end=1011
-  _globals['_INGESTPLATFORMORDERREQUEST']._serialized_start=1013
-  _globals['_INGESTPLATFORMORDERREQUEST']._serialized_end=1093
-  _globals['_INGESTPLATFORMORDERRESPONSE']._serialized_start=1095
-  _globals['_INGESTPLATFORMORDERRESPONSE']._serialized_end=1178
-  _globals['_GETORDERREQUEST']._serialized_start=1180
-  _globals['_GETORDERREQUEST']._serialized_end=1215
-  _globals['_GETORDERRESPONSE']._serialized_start=1217
-  _globals['_GETORDERRESPONSE']._serialized_end=1270
-  _globals['_LISTORDERSREQUEST']._serialized_start=1273
-  _globals['_LISTORDERSREQUEST']._serialized_end=1436
-  _globals['_LISTORDERSRESPONSE']._serialized_start=1438
-  _globals['_LISTORDERSRESPONSE']._serialized_end=1519
-  _globals['_ORDERSERVICE']._serialized_start=2079
-  _globals['_ORDERSERVICE']._serialized_end=2351
+  _globals['_RECIPIENT']._serialized_end=250
+  _globals['_ORDERLINE']._serialized_start=253
+  _globals['_ORDERLINE']._serialized_end=479
+  _globals['_ORDER']._serialized_start=482
+  _globals['_ORDER']._serialized_end=1074
+  _globals['_INGESTPLATFORMORDERREQUEST']._serialized_start=1076
+  _globals['_INGESTPLATFORMORDERREQUEST']._serialized_end=1156
+  _globals['_INGESTPLATFORMORDERRESPONSE']._serialized_start=1158
+  _globals['_INGESTPLATFORMORDERRESPONSE']._serialized_end=1241
+  _globals['_GETORDERREQUEST']._serialized_start=1243
+  _globals['_GETORDERREQUEST']._serialized_end=1278
+  _globals['_GETORDERRESPONSE']._serialized_start=1280
+  _globals['_GETORDERRESPONSE']._serialized_end=1333
+  _globals['_LISTORDERSREQUEST']._serialized_start=1336
+  _globals['_LISTORDERSREQUEST']._serialized_end=1499
+  _globals['_LISTORDERSRESPONSE']._serialized_start=1501
+  _globals['_LISTORDERSRESPONSE']._serialized_end=1582
+  _globals['_ORDERSERVICE']._serialized_start=2142
+  _globals['_ORDERSERVICE']._serialized_end=2414
 # @@protoc_insertion_point(module_scope)

@@ -105,6 +105,7 @@ class Recipient(_message.Message):
     PII_PROTECTED_FIELD_NUMBER: _builtins.int
     ZIP_FIELD_NUMBER: _builtins.int
     COUNTRY_FIELD_NUMBER: _builtins.int
+    STREET_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     phone: _builtins.str
     province: _builtins.str
@@ -115,6 +116,8 @@ class Recipient(_message.Message):
     """True when the platform delivered name, phone or address encrypted or masked."""
     zip: _builtins.str
     country: _builtins.str
+    street: _builtins.str
+    """Street or township (街道/乡镇) where the platform gives one."""
     def __init__(
         self,
         *,
@@ -127,10 +130,11 @@ class Recipient(_message.Message):
         pii_protected: _builtins.bool = ...,
         zip: _builtins.str = ...,
         country: _builtins.str = ...,
+        street: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["address", b"address", "city", b"city", "country", b"country", "district", b"district", "name", b"name", "phone", b"phone", "pii_protected", b"pii_protected", "province", b"province", "zip", b"zip"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["address", b"address", "city", b"city", "country", b"country", "district", b"district", "name", b"name", "phone", b"phone", "pii_protected", b"pii_protected", "province", b"province", "street", b"street", "zip", b"zip"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -148,6 +152,7 @@ class OrderLine(_message.Message):
     AFTER_SALE_TYPE_FIELD_NUMBER: _builtins.int
     TITLE_FIELD_NUMBER: _builtins.int
     PLATFORM_LINE_ID_FIELD_NUMBER: _builtins.int
+    NATIVE_SKU_ID_FIELD_NUMBER: _builtins.int
     sku: _builtins.str
     platform_sku_id: _builtins.str
     quantity: _builtins.int
@@ -157,6 +162,8 @@ class OrderLine(_message.Message):
     after_sale_type: Global___AfterSaleType.ValueType
     title: _builtins.str
     platform_line_id: _builtins.str
+    native_sku_id: _builtins.str
+    """The platform's own SKU id; platform_sku_id is the merchant's code, mapped to sku."""
     def __init__(
         self,
         *,
@@ -168,10 +175,11 @@ class OrderLine(_message.Message):
         after_sale_type: Global___AfterSaleType.ValueType = ...,
         title: _builtins.str = ...,
         platform_line_id: _builtins.str = ...,
+        native_sku_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["after_sale_type", b"after_sale_type", "paid_fen", b"paid_fen", "platform_line_id", b"platform_line_id", "platform_sku_id", b"platform_sku_id", "quantity", b"quantity", "sku", b"sku", "title", b"title", "unit_price_fen", b"unit_price_fen"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["after_sale_type", b"after_sale_type", "native_sku_id", b"native_sku_id", "paid_fen", b"paid_fen", "platform_line_id", b"platform_line_id", "platform_sku_id", b"platform_sku_id", "quantity", b"quantity", "sku", b"sku", "title", b"title", "unit_price_fen", b"unit_price_fen"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -202,6 +210,7 @@ class Order(_message.Message):
     PLATFORM_STATUS_FIELD_NUMBER: _builtins.int
     CREATED_AT_FIELD_NUMBER: _builtins.int
     UPDATED_AT_FIELD_NUMBER: _builtins.int
+    REVIEW_REASONS_FIELD_NUMBER: _builtins.int
     order_id: _builtins.str
     platform: _builtins.str
     shop_id: _builtins.str
@@ -229,6 +238,10 @@ class Order(_message.Message):
     def created_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
     def updated_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def review_reasons(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Why the order waits in the review queue (empty when it does not)."""
+
     def __init__(
         self,
         *,
@@ -251,10 +264,11 @@ class Order(_message.Message):
         platform_status: _builtins.str = ...,
         created_at: _timestamp_pb2.Timestamp | None = ...,
         updated_at: _timestamp_pb2.Timestamp | None = ...,
+        review_reasons: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "paid_at", b"paid_at", "recipient", b"recipient", "updated_at", b"updated_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["after_sale_type", b"after_sale_type", "buyer_note", b"buyer_note", "created_at", b"created_at", "currency", b"currency", "lines", b"lines", "order_id", b"order_id", "paid_at", b"paid_at", "platform", b"platform", "platform_order_id", b"platform_order_id", "platform_status", b"platform_status", "queue", b"queue", "recipient", b"recipient", "seller_note", b"seller_note", "shipping_fee_fen", b"shipping_fee_fen", "shop_id", b"shop_id", "status", b"status", "tags", b"tags", "total_paid_fen", b"total_paid_fen", "updated_at", b"updated_at"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["after_sale_type", b"after_sale_type", "buyer_note", b"buyer_note", "created_at", b"created_at", "currency", b"currency", "lines", b"lines", "order_id", b"order_id", "paid_at", b"paid_at", "platform", b"platform", "platform_order_id", b"platform_order_id", "platform_status", b"platform_status", "queue", b"queue", "recipient", b"recipient", "review_reasons", b"review_reasons", "seller_note", b"seller_note", "shipping_fee_fen", b"shipping_fee_fen", "shop_id", b"shop_id", "status", b"status", "tags", b"tags", "total_paid_fen", b"total_paid_fen", "updated_at", b"updated_at"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

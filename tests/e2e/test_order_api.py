@@ -1,0 +1,184 @@
+"""OrderService end to end: platform payloads in through gRPC, unified orders out."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
+
+from hub.app import Hub
+from hub.store.dead_letters import LetterStatus
+from orderhub.v1 import order_pb2, order_pb2_grpc, stock_pb2, stock_pb2_grpc
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "platforms"
+
+
+def fixture(name: str) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((FIXTURES / name).read_text())
+    return data
+
+
+@pytest.fixture
+async def channel(grpc_address: str) -> AsyncIterator[grpc.aio.Channel]:
+    async with grpc.aio.insecure_channel(grpc_address) as ch:
+        yield ch
+
+
+@pytest.fixture
+def orders(channel: grpc.aio.Channel) -> order_pb2_grpc.OrderServiceStub:
+    return order_pb2_grpc.OrderServiceStub(channel)
+
+
+async def ingest(
+    orders: order_pb2_grpc.OrderServiceStub, platform: str, shop: str, payload: Any
+) -> order_pb2.IngestPlatformOrderResponse:
+    text = payload if isinstance(payload, str) else json.dumps(payload, ensure_ascii=False)
+    return await orders.IngestPlatformOrder(
+        order_pb2.IngestPlatformOrderRequest(platform=platform, shop_id=shop, payload=text)
+    )
+
+
+async def test_a_platform_order_is_stored_once_and_read_back(
+    orders: order_pb2_grpc.OrderServiceStub, channel: grpc.aio.Channel, unique: str
+) -> None:
+    shop = f"{unique}-pdd"
+    stock = stock_pb2_grpc.StockServiceStub(channel)
+    payload = fixture("pdd_order_list_get_29_9.json")
+    first = await ingest(orders, "PDD", shop, payload)
+    order = first.order
+    assert not first.duplicate
+    assert order.order_id.startswith("ord_")
+    assert (order.platform, order.shop_id, order.platform_order_id) == (
+        "pdd",
+        shop,
+        "241111-029900000000001",
+    )
+    assert order.status == order_pb2.ORDER_STATUS_PAID
+    assert order.total_paid_fen == 2990  # 29.9 yuan as a JSON number, exactly
+    assert order.recipient.pii_protected
+    assert "urgent" not in order.tags  # "不用加急" is not a rush
+    # Its platform SKUs are not mapped in this shop: it waits for a person, saying why.
+    assert order.queue == "review"
+    assert order.review_reasons and order.review_reasons[0].startswith("UNKNOWN_SKU")
+
+    again = await ingest(orders, "pdd", shop, payload)
+    assert again.duplicate and again.order.order_id == order.order_id
+    got = await orders.GetOrder(order_pb2.GetOrderRequest(order_id=order.order_id))
+    assert got.order == again.order
+
+    # Mapped SKUs resolve on the next copy of the order.
+    for line in order.lines:
+        await stock.UpsertSku(
+            stock_pb2.UpsertSkuRequest(sku=f"{unique}-{line.platform_sku_id}", name="x")
+        )
+        await stock.MapPlatformSku(
+            stock_pb2.MapPlatformSkuRequest(
+                platform="pdd",
+                shop_id=shop,
+                platform_sku=line.platform_sku_id,
+                sku=f"{unique}-{line.platform_sku_id}",
+            )
+        )
+    newer = json.loads(json.dumps(payload))
+    newer["order_list_get_response"]["order_list"][0]["updated_at"] = "2024-11-11 00:10:00"
+    updated = await ingest(orders, "pdd", shop, newer)
+    assert updated.duplicate and updated.order.order_id == order.order_id
+    assert updated.order.queue == "" and not updated.order.review_reasons
+    assert [ln.sku for ln in updated.order.lines] == [
+        f"{unique}-{ln.platform_sku_id}" for ln in order.lines
+    ]
+
+
+async def test_a_status_never_moves_back(
+    orders: order_pb2_grpc.OrderServiceStub, unique: str
+) -> None:
+    shop = f"{unique}-shopify"
+    paid = fixture("shopify_orders_create_sample.json")
+    body = paid.get("order", paid)
+    body["updated_at"] = "2026-11-20T10:00:00+08:00"
+    first = await ingest(orders, "shopify", shop, paid)
+    assert first.order.status == order_pb2.ORDER_STATUS_PAID
+
+    shipped = json.loads(json.dumps(paid))
+    sbody = shipped.get("order", shipped)
+    sbody["fulfillment_status"] = "fulfilled"
+    sbody["updated_at"] = "2026-11-20T12:00:00+08:00"
+    assert (await ingest(orders, "shopify", shop, shipped)).order.status == (
+        order_pb2.ORDER_STATUS_SHIPPED
+    )
+
+    late = json.loads(json.dumps(paid))
+    lbody = late.get("order", late)
+    lbody["updated_at"] = "2026-11-20T13:00:00+08:00"
+    lbody["note"] = "请放门卫室"
+    kept = await ingest(orders, "shopify", shop, late)
+    assert kept.order.status == order_pb2.ORDER_STATUS_SHIPPED
+    assert kept.order.buyer_note.startswith("请放门卫室")
+
+
+async def test_an_untranslatable_payload_is_refused_and_kept(
+    orders: order_pb2_grpc.OrderServiceStub, hub: Hub, unique: str
+) -> None:
+    broken = fixture("pdd_order_list_get_29_9.json")
+    broken["order_list_get_response"]["order_list"][0]["pay_amount"] = "twenty"
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await ingest(orders, "pdd", f"{unique}-bad", broken)
+    assert refused.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    status = rpc_status.from_call(refused.value)
+    assert status is not None
+    bad = error_details_pb2.BadRequest()
+    status.details[0].Unpack(bad)
+    assert "pay_amount" in bad.field_violations[0].field
+    assert hub.dead_letters is not None
+    kept = await asyncio.to_thread(hub.dead_letters.listing, LetterStatus.OPEN, limit=10_000)
+    mine = [x for x in kept if x.headers.get("shop_id") == f"{unique}-bad"]
+    assert [x.error for x in mine] == ["UNTRANSLATABLE"]
+    assert json.loads(mine[0].payload) == broken
+
+    with pytest.raises(grpc.aio.AioRpcError) as unknown:
+        await ingest(orders, "myspace", f"{unique}-x", {"id": 1})
+    assert unknown.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert "platform" in (unknown.value.details() or "")
+    with pytest.raises(grpc.aio.AioRpcError) as missing:
+        await orders.GetOrder(order_pb2.GetOrderRequest(order_id="ord_nope"))
+    assert missing.value.code() is grpc.StatusCode.NOT_FOUND
+
+
+async def test_orders_are_listed_by_platform_queue_and_tag_a_page_at_a_time(
+    orders: order_pb2_grpc.OrderServiceStub, unique: str
+) -> None:
+    shop = f"{unique}-tb"
+    base = fixture("taobao_trade_fullinfo_get_sample.json")
+    made = []
+    for n, note in enumerate(["请加急", "加急，要发票", "周末配送"]):
+        payload = json.loads(json.dumps(base))
+        trade = payload["trade_fullinfo_get_response"]["trade"]
+        trade["tid_str"] = f"{trade['tid_str']}{n}"
+        trade["tid"] = int(trade["tid_str"])
+        trade["buyer_message"] = note
+        made.append((await ingest(orders, "taobao", shop, payload)).order)
+    urgent = await orders.ListOrders(
+        order_pb2.ListOrdersRequest(platform="taobao", shop_id=shop, tag="urgent")
+    )
+    assert sorted(o.order_id for o in urgent.orders) == sorted(o.order_id for o in made[:2])
+    pages, token = [], ""
+    while True:
+        page = await orders.ListOrders(
+            order_pb2.ListOrdersRequest(shop_id=shop, page_size=2, page_token=token)
+        )
+        pages.append([o.order_id for o in page.orders])
+        token = page.next_page_token
+        if not token:
+            break
+    assert [len(p) for p in pages] == [2, 1]
+    assert sorted(x for p in pages for x in p) == sorted(o.order_id for o in made)
+    with pytest.raises(grpc.aio.AioRpcError) as bad:
+        await orders.ListOrders(order_pb2.ListOrdersRequest(status=99))  # type: ignore[arg-type]
+    assert bad.value.code() is grpc.StatusCode.INVALID_ARGUMENT
