@@ -110,7 +110,9 @@ class Hub:
         self._relay = OutboxRelay(self.nats, engine, stream=s.oms_stream)
         await self._relay.start()
         self.dead_letters = DeadLetters(engine)
-        self._orders = OrderIntake(OrderStore(engine), self._master_data, self.dead_letters)
+        self._orders = OrderIntake(
+            OrderStore(engine), self._master_data, self.dead_letters, self._inventory
+        )
         self._wms = WmsSync(
             self.nats,
             self._inventory,

@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import Engine, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from hub.domain.intake import Placement, merge
+from hub.domain.intake import REVIEW, Placement, merge
 from hub.domain.orders import (
     AfterSaleState,
     AfterSaleType,
@@ -69,6 +69,33 @@ class OrderStore:
             if changed is not None:
                 return Saved(changed, duplicate=True, note=result.reason or "updated")
         raise RuntimeError(f"order {order.platform_order_id} kept changing while being saved")
+
+    def send_to_review(self, stored: StoredOrder, reason: str) -> StoredOrder:
+        """Put an order in the review queue with one more reason (once per reason)."""
+        t = schema.orders
+        while True:
+            current = self.get(stored.order_id)
+            assert current is not None
+            reasons = current.review_reasons
+            if current.queue == REVIEW and reason in reasons:
+                return current
+            if reason not in reasons:
+                reasons = (*reasons, reason)
+            with self._engine.begin() as conn:
+                done = conn.execute(
+                    update(t)
+                    .where(t.c.order_id == current.order_id, t.c.version == current.version)
+                    .values(
+                        queue=REVIEW,
+                        review_reasons=json.dumps(list(reasons), ensure_ascii=False),
+                        changed_at=datetime.now(UTC),
+                        version=current.version + 1,
+                    )
+                )
+            if done.rowcount == 1:
+                found = self.get(current.order_id)
+                assert found is not None
+                return found
 
     def find(self, platform: str, shop_id: str, platform_order_id: str) -> StoredOrder | None:
         """The stored order with this platform identity, or None."""

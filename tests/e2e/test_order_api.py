@@ -73,17 +73,20 @@ async def test_a_platform_order_is_stored_once_and_read_back(
     got = await orders.GetOrder(order_pb2.GetOrderRequest(order_id=order.order_id))
     assert got.order == again.order
 
-    # Mapped SKUs resolve on the next copy of the order.
-    for line in order.lines:
-        await stock.UpsertSku(
-            stock_pb2.UpsertSkuRequest(sku=f"{unique}-{line.platform_sku_id}", name="x")
+    # Mapped SKUs resolve on the next copy of the order, and its stock is held at once.
+    wh = f"{unique}-WH"
+    await stock.UpsertWarehouse(
+        stock_pb2.UpsertWarehouseRequest(
+            warehouse_id=wh, name="W", province="浙江省", city="杭州市", daily_capacity=9
         )
+    )
+    for line in order.lines:
+        sku = f"{unique}-{line.platform_sku_id}"
+        await stock.UpsertSku(stock_pb2.UpsertSkuRequest(sku=sku, name="x"))
+        await stock.SetStock(stock_pb2.SetStockRequest(warehouse_id=wh, sku=sku, on_hand=5))
         await stock.MapPlatformSku(
             stock_pb2.MapPlatformSkuRequest(
-                platform="pdd",
-                shop_id=shop,
-                platform_sku=line.platform_sku_id,
-                sku=f"{unique}-{line.platform_sku_id}",
+                platform="pdd", shop_id=shop, platform_sku=line.platform_sku_id, sku=sku
             )
         )
     newer = json.loads(json.dumps(payload))
@@ -94,6 +97,60 @@ async def test_a_platform_order_is_stored_once_and_read_back(
     assert [ln.sku for ln in updated.order.lines] == [
         f"{unique}-{ln.platform_sku_id}" for ln in order.lines
     ]
+    held = await stock.GetReservation(stock_pb2.GetReservationRequest(order_id=order.order_id))
+    assert held.reservation.status == stock_pb2.RESERVATION_STATUS_HELD
+    assert sorted((ln.sku, ln.quantity) for ln in held.reservation.lines) == sorted(
+        (ln.sku, ln.quantity) for ln in updated.order.lines
+    )
+
+    # The buyer cancels: the order is cancelled and its stock comes back.
+    cancelled = json.loads(json.dumps(newer))
+    record = cancelled["order_list_get_response"]["order_list"][0]
+    record["updated_at"] = "2024-11-11 00:20:00"
+    record["confirm_status"] = 2
+    gone = await ingest(orders, "pdd", shop, cancelled)
+    assert gone.order.status == order_pb2.ORDER_STATUS_CANCELLED
+    released = await stock.GetReservation(stock_pb2.GetReservationRequest(order_id=order.order_id))
+    assert released.reservation.status == stock_pb2.RESERVATION_STATUS_RELEASED
+
+
+async def test_a_paid_order_without_stock_waits_in_review_saying_so(
+    orders: order_pb2_grpc.OrderServiceStub, channel: grpc.aio.Channel, unique: str
+) -> None:
+    shop = f"{unique}-shopify"
+    stock = stock_pb2_grpc.StockServiceStub(channel)
+    payload = fixture("shopify_orders_create_sample.json")
+    body = payload.get("order", payload)
+    body["note"], body["note_attributes"] = "", []  # no gift message to review
+    await stock.UpsertWarehouse(
+        stock_pb2.UpsertWarehouseRequest(
+            warehouse_id=f"{unique}-WH",
+            name="W",
+            province="广东省",
+            city="深圳市",
+            daily_capacity=9,
+        )
+    )
+    for item in body["line_items"]:
+        sku = f"{unique}-{item['sku']}"
+        await stock.UpsertSku(stock_pb2.UpsertSkuRequest(sku=sku, name="x"))
+        await stock.SetStock(  # one unit short of the first line
+            stock_pb2.SetStockRequest(
+                warehouse_id=f"{unique}-WH", sku=sku, on_hand=int(item["quantity"]) - 1
+            )
+        )
+        await stock.MapPlatformSku(
+            stock_pb2.MapPlatformSkuRequest(
+                platform="shopify", shop_id=shop, platform_sku=item["sku"], sku=sku
+            )
+        )
+    answer = await ingest(orders, "shopify", shop, payload)
+    assert answer.order.status == order_pb2.ORDER_STATUS_PAID
+    assert answer.order.queue == "review"
+    assert answer.order.review_reasons[0].startswith("OUT_OF_STOCK")
+    with pytest.raises(grpc.aio.AioRpcError) as none:
+        await stock.GetReservation(stock_pb2.GetReservationRequest(order_id=answer.order.order_id))
+    assert none.value.code() is grpc.StatusCode.NOT_FOUND
 
 
 async def test_a_status_never_moves_back(
