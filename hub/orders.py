@@ -65,15 +65,16 @@ class OrderIntake:
                 f"the {platform} order cannot be translated ({err}); it is kept as a dead letter",
                 field=field.rstrip("."),
             ) from err
-        lines = []
-        unknown: list[str] = []
-        for line in order.lines:
-            sku = await asyncio.to_thread(
-                self._master.resolve_platform_sku, platform, shop_id, line.platform_sku_id
-            )
-            if sku is None:
-                unknown.append(line.platform_sku_id)
-            lines.append(replace(line, sku=sku or ""))
+        mapped = await asyncio.to_thread(
+            self._master.resolve_platform_skus,
+            platform,
+            shop_id,
+            [line.platform_sku_id for line in order.lines],
+        )
+        lines = [replace(line, sku=mapped.get(line.platform_sku_id, "")) for line in order.lines]
+        unknown = [
+            line.platform_sku_id for line in order.lines if line.platform_sku_id not in mapped
+        ]
         order = replace(order, lines=tuple(lines))
         tags = tags_from_note(order.buyer_note)
         placement = place(order, tags, unknown)

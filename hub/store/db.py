@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, Table, create_engine, event
+from sqlalchemy.dialects import postgresql, sqlite
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -41,3 +43,19 @@ def alembic_config(url: str) -> Config:
 def upgrade(url: str) -> None:
     """Bring the database at ``url`` to the newest schema."""
     command.upgrade(alembic_config(url), "head")
+
+
+def upsert_insert(conn: Connection, table: Table) -> Any:
+    """An INSERT on ``table`` that can take ON CONFLICT clauses on this connection's database."""
+    if conn.dialect.name == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)
+
+
+def upsert(
+    conn: Connection, table: Table, rows: Sequence[dict[str, Any]], keys: Sequence[str]
+) -> None:
+    """Insert rows, or update them where the key exists (one statement, many rows)."""
+    stmt = upsert_insert(conn, table)
+    updates = {c: stmt.excluded[c] for c in rows[0] if c not in keys}
+    conn.execute(stmt.on_conflict_do_update(index_elements=list(keys), set_=updates), rows)

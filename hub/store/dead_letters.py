@@ -10,9 +10,9 @@ from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import Engine, func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from hub.store import schema
+from hub.store.db import upsert_insert
 
 
 class LetterStatus(StrEnum):
@@ -88,9 +88,8 @@ class DeadLetters:
             for n in letters
         ]
         with self._engine.begin() as conn:
-            insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
             conn.execute(
-                insert(schema.dead_letters).on_conflict_do_nothing(
+                upsert_insert(conn, schema.dead_letters).on_conflict_do_nothing(
                     index_elements=["source", "stream", "stream_seq"]
                 ),
                 rows,

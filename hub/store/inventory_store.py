@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Table, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Connection, Engine, select
 
 from hub.domain.inventory import (
     ACTIVE_LINE,
@@ -24,6 +23,7 @@ from hub.domain.inventory import (
 from hub.domain.sharding import shard_of
 from hub.events import OutboxMessage
 from hub.store import schema
+from hub.store.db import upsert, upsert_insert
 
 
 @dataclass(slots=True)
@@ -132,28 +132,24 @@ def write_changes(engine: Engine, changes: Changes, messages: Sequence[OutboxMes
 
 def write_outbox(conn: Connection, messages: Sequence[OutboxMessage]) -> None:
     """Add messages to the outbox inside the caller's transaction."""
+    conn.execute(schema.outbox.insert(), _outbox_rows(messages))
+
+
+def _outbox_rows(messages: Sequence[OutboxMessage]) -> list[dict[str, Any]]:
     now = datetime.now(UTC)
-    conn.execute(
-        schema.outbox.insert(),
-        [
-            {"subject": m.subject, "msg_id": m.msg_id, "payload": m.payload, "created_at": now}
-            for m in messages
-        ],
-    )
+    return [
+        {"subject": m.subject, "msg_id": m.msg_id, "payload": m.payload, "created_at": now}
+        for m in messages
+    ]
 
 
 def enqueue(engine: Engine, messages: Sequence[OutboxMessage]) -> None:
     """Add messages to the outbox on their own; one whose id is still waiting is kept once."""
     if not messages:
         return
-    now = datetime.now(UTC)
-    rows = [
-        {"subject": m.subject, "msg_id": m.msg_id, "payload": m.payload, "created_at": now}
-        for m in messages
-    ]
     with engine.begin() as conn:
-        insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-        conn.execute(insert(schema.outbox).on_conflict_do_nothing(index_elements=["msg_id"]), rows)
+        stmt = upsert_insert(conn, schema.outbox).on_conflict_do_nothing(index_elements=["msg_id"])
+        conn.execute(stmt, _outbox_rows(messages))
 
 
 def _write_rare(conn: Connection, changes: Changes) -> None:
@@ -300,7 +296,7 @@ def _write_postgresql(conn: Connection, changes: Changes) -> None:
 
 def _write_portable(conn: Connection, changes: Changes) -> None:
     if changes.levels:
-        _upsert(
+        upsert(
             conn,
             schema.stock_levels,
             [
@@ -316,14 +312,14 @@ def _write_portable(conn: Connection, changes: Changes) -> None:
             keys=("sku", "warehouse_id"),
         )
     if changes.reservations:
-        _upsert(
+        upsert(
             conn,
             schema.reservations,
             [_reservation_row(r) for r in changes.reservations.values()],
             keys=("order_id",),
         )
     if changes.lines:
-        _upsert(
+        upsert(
             conn,
             schema.reservation_lines,
             [_line_row(h) for h in changes.lines.values()],
@@ -347,17 +343,6 @@ def _write_portable(conn: Connection, changes: Changes) -> None:
                 for e in changes.ledger
             ],
         )
-
-
-def _upsert(
-    conn: Connection, table: Table, rows: list[dict[str, Any]], keys: Iterable[str]
-) -> None:
-    """Insert rows, or update them where the key exists (one statement, many rows)."""
-    keys = tuple(keys)
-    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-    stmt = insert(table)
-    updates = {c: stmt.excluded[c] for c in rows[0] if c not in keys}
-    conn.execute(stmt.on_conflict_do_update(index_elements=list(keys), set_=updates), rows)
 
 
 def _reservation_row(r: Reservation) -> dict[str, Any]:

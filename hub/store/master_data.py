@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Engine, Table, select
-from sqlalchemy.dialects import postgresql, sqlite
 
 from hub.store import schema
+from hub.store.db import upsert
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,24 +157,26 @@ class MasterData:
 
     def resolve_platform_sku(self, platform: str, shop_id: str, platform_sku: str) -> str | None:
         """The internal SKU a platform SKU code maps to, or None."""
+        return self.resolve_platform_skus(platform, shop_id, [platform_sku]).get(platform_sku)
+
+    def resolve_platform_skus(
+        self, platform: str, shop_id: str, platform_skus: Iterable[str]
+    ) -> dict[str, str]:
+        """The internal SKUs that a shop's platform SKU codes map to (unmapped codes absent)."""
+        codes = sorted(set(platform_skus))
+        if not codes:
+            return {}
         t = schema.platform_skus
         with self._engine.connect() as conn:
-            value = conn.execute(
-                select(t.c.sku).where(
+            rows = conn.execute(
+                select(t.c.platform_sku, t.c.sku).where(
                     t.c.platform == platform,
                     t.c.shop_id == shop_id,
-                    t.c.platform_sku == platform_sku,
+                    t.c.platform_sku.in_(codes),
                 )
-            ).scalar()
-        return None if value is None else str(value)
+            )
+            return {str(code): str(sku) for code, sku in rows}
 
     def _upsert(self, table: Table, row: dict[str, Any], keys: tuple[str, ...]) -> None:
         with self._engine.begin() as conn:
-            insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-            stmt = insert(table).values(**row)
-            conn.execute(
-                stmt.on_conflict_do_update(
-                    index_elements=list(keys),
-                    set_={k: v for k, v in row.items() if k not in keys},
-                )
-            )
+            upsert(conn, table, [row], keys)

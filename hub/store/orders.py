@@ -72,7 +72,6 @@ class OrderStore:
 
     def send_to_review(self, stored: StoredOrder, reason: str) -> StoredOrder:
         """Put an order in the review queue with one more reason (once per reason)."""
-        t = schema.orders
         while True:
             current = self.get(stored.order_id)
             assert current is not None
@@ -81,21 +80,15 @@ class OrderStore:
                 return current
             if reason not in reasons:
                 reasons = (*reasons, reason)
-            with self._engine.begin() as conn:
-                done = conn.execute(
-                    update(t)
-                    .where(t.c.order_id == current.order_id, t.c.version == current.version)
-                    .values(
-                        queue=REVIEW,
-                        review_reasons=json.dumps(list(reasons), ensure_ascii=False),
-                        changed_at=datetime.now(UTC),
-                        version=current.version + 1,
-                    )
-                )
-            if done.rowcount == 1:
-                found = self.get(current.order_id)
-                assert found is not None
-                return found
+            written = self._write(
+                current,
+                {
+                    "queue": REVIEW,
+                    "review_reasons": json.dumps(list(reasons), ensure_ascii=False),
+                },
+            )
+            if written is not None:
+                return written
 
     def find(self, platform: str, shop_id: str, platform_order_id: str) -> StoredOrder | None:
         """The stored order with this platform identity, or None."""
@@ -168,21 +161,21 @@ class OrderStore:
         tags: Sequence[str],
         placement: Placement,
     ) -> StoredOrder | None:
-        """Write a new version unless someone else wrote one first (then None)."""
+        """Write a new copy unless someone else wrote one first (then None)."""
+        return self._write(existing, _row(order, tags, placement))
+
+    def _write(self, current: StoredOrder, values: dict[str, Any]) -> StoredOrder | None:
+        """Write the next version of an order, unless it is no longer ``current`` (then None)."""
         t = schema.orders
-        values = _row(order, tags, placement) | {
-            "changed_at": datetime.now(UTC),
-            "version": existing.version + 1,
-        }
         with self._engine.begin() as conn:
             done = conn.execute(
                 update(t)
-                .where(t.c.order_id == existing.order_id, t.c.version == existing.version)
-                .values(**values)
+                .where(t.c.order_id == current.order_id, t.c.version == current.version)
+                .values(**values, changed_at=datetime.now(UTC), version=current.version + 1)
             )
         if done.rowcount != 1:
             return None
-        return self.get(existing.order_id)
+        return self.get(current.order_id)
 
 
 def _row(order: PlatformOrder, tags: Sequence[str], placement: Placement) -> dict[str, Any]:
