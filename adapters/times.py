@@ -28,35 +28,29 @@ def local_time(value: str, zone: tzinfo = BEIJING) -> datetime | None:
 
     A value that carries its own offset (``2021-05-07 09:20:39.683+0800``) keeps it.
     """
-    text = value.strip()
-    if not text:
-        return None
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError as exc:
-        raise TimeFormatError(f"not a date and time: {value!r}") from exc
-    if moment.year < _FIRST_REAL_YEAR:
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=zone)
-    return _utc(moment, value)
+    return _parse(value, zone, "a date and time")
 
 
 def iso8601(value: str, default_zone: tzinfo | None = None) -> datetime | None:
     """An ISO 8601 time with an offset → UTC; without one only when ``default_zone`` is given."""
+    return _parse(value, default_zone, "an ISO 8601 time")
+
+
+def _parse(value: str, zone: tzinfo | None, what: str) -> datetime | None:
+    """Read an ISO-style time; a zoneless one is in ``zone`` (refused when there is none)."""
     text = value.strip()
     if not text:
         return None
     try:
         moment = datetime.fromisoformat(text)
     except ValueError as exc:
-        raise TimeFormatError(f"not an ISO 8601 time: {value!r}") from exc
+        raise TimeFormatError(f"not {what}: {value!r}") from exc
     if moment.year < _FIRST_REAL_YEAR:
         return None
     if moment.tzinfo is None:
-        if default_zone is None:
+        if zone is None:
             raise TimeFormatError(f"time without a UTC offset: {value!r}")
-        moment = moment.replace(tzinfo=default_zone)
+        moment = moment.replace(tzinfo=zone)
     return _utc(moment, value)
 
 

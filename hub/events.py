@@ -65,8 +65,9 @@ def rfc3339(value: datetime) -> str:
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-def _message(subject: str, body: dict[str, Any]) -> OutboxMessage:
-    msg_id = uuid.uuid4().hex
+def _message(subject: str, body: dict[str, Any], msg_id: str = "") -> OutboxMessage:
+    """A message with ``msg_id`` (a fresh one when not given) first in its JSON body."""
+    msg_id = msg_id or uuid.uuid4().hex
     body = {"msg_id": msg_id, **body}
     data = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
     return OutboxMessage(subject, msg_id, data)
@@ -134,18 +135,18 @@ def shipment_request(
     to the stream (within its duplicate window).
     """
     digest = hashlib.blake2b(f"{reservation_id}|{warehouse_id}".encode(), digest_size=16)
-    msg_id = "ship-" + digest.hexdigest()
-    body = {
-        "msg_id": msg_id,
-        "warehouse_id": warehouse_id,
-        "order_id": order_id,
-        "reservation_id": reservation_id,
-        "carrier": carrier,
-        "lines": [{"line_no": n, "sku": sku, "quantity": qty} for n, sku, qty in lines],
-        "at": rfc3339(at),
-    }
-    data = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
-    return OutboxMessage(f"{SHIPMENTS}.{token(warehouse_id)}", msg_id, data)
+    return _message(
+        f"{SHIPMENTS}.{token(warehouse_id)}",
+        {
+            "warehouse_id": warehouse_id,
+            "order_id": order_id,
+            "reservation_id": reservation_id,
+            "carrier": carrier,
+            "lines": [{"line_no": n, "sku": sku, "quantity": qty} for n, sku, qty in lines],
+            "at": rfc3339(at),
+        },
+        msg_id="ship-" + digest.hexdigest(),
+    )
 
 
 def messages_for(changes: Changes, now: datetime) -> list[OutboxMessage]:

@@ -952,6 +952,8 @@ class InventoryShard:
             if sku not in self._levels_by_sku:
                 continue  # no stock recorded anywhere yet: nothing has crossed anything
             threshold = self.sku_low_threshold.get(sku, 0)
+            if threshold <= 0 and sku not in self._low:
+                continue  # no alert for this SKU: skip the sum on every commit
             available = self.total_available(sku)
             low = threshold > 0 and available < threshold
             if low and sku not in self._low:
