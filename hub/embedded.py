@@ -83,6 +83,10 @@ class EmbeddedNats:
             stdout=log,
             stderr=log,
             preexec_fn=_die_with_parent,
+            # Its own process group: a signal meant for the hub (Ctrl-C in a terminal,
+            # `timeout`, kill of the hub's group) reaches the hub alone, which then
+            # stops its children in order.
+            process_group=0,
         )
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
@@ -153,6 +157,10 @@ class EmbeddedRay:
             stderr=log,
             env={**os.environ, **self.environment()},
             preexec_fn=_die_with_parent,
+            # Its own process group: a signal meant for the hub (Ctrl-C in a terminal,
+            # `timeout`, kill of the hub's group) reaches the hub alone, which then
+            # stops its children in order.
+            process_group=0,
         )
         return self.address
 

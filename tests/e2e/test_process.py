@@ -152,6 +152,24 @@ def test_orderhub_up_with_embedded_services_serves_and_stops_cleanly(
     assert hub.leftovers() == []
 
 
+def test_a_signal_to_the_hubs_whole_group_still_stops_it_in_order(
+    hub_process: Callable[[dict[str, str]], HubProcess],
+) -> None:
+    """Ctrl-C in a terminal, or `timeout`, signals the hub's whole process group."""
+    hub = hub_process(
+        {"ORDERHUB_DATABASE_URL": "", "ORDERHUB_NATS_URL": "", "ORDERHUB_RAY_ADDRESS": ""}
+    )
+    hub.start()
+    assert hub.process is not None
+    os.killpg(hub.process.pid, signal.SIGTERM)  # the hub leads its own group (new session)
+    assert hub.process.wait(60) == 0
+    assert hub.leftovers() == []
+    log = (hub.data_dir.parent / f"hub-{hub.port}.log").read_text()
+    # The children heard nothing but the hub: NATS outlived the hub's connection to it.
+    assert "nats: encountered error" not in log
+    assert '"msg": "hub stopped"' in log
+
+
 async def _reserve_all(
     address: str, orders: list[str], sku: str, acked: dict[str, str], enough: asyncio.Event
 ) -> None:
