@@ -40,6 +40,12 @@ class Settings:
     wms_ack_wait_s: float = 10.0
     # The stream created for the hub's own events (oms.>) when none stores them.
     oms_stream: str = "OMS"
+    # The shops file (platform credentials, webhook secrets, polling); empty means
+    # shops.toml in the data directory.
+    shops_file: str = ""
+    # The HTTP listener for platform webhooks (POST /webhooks/<platform>/<shop_id>);
+    # empty turns it off.
+    http_addr: str = "127.0.0.1:8080"
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -59,6 +65,8 @@ class Settings:
             wms_batch=_env_int("ORDERHUB_WMS_BATCH", 500),
             wms_ack_wait_s=float(os.environ.get("ORDERHUB_WMS_ACK_WAIT_S") or 10.0),
             oms_stream=os.environ.get("ORDERHUB_OMS_STREAM", "OMS"),
+            shops_file=os.environ.get("ORDERHUB_SHOPS_FILE", ""),
+            http_addr=os.environ.get("ORDERHUB_HTTP_ADDR", "127.0.0.1:8080"),
         )
 
     def resolved_database_url(self) -> str:
@@ -66,3 +74,7 @@ class Settings:
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'orderhub.db').resolve()}"
+
+    def resolved_shops_file(self) -> Path:
+        """The shops file, defaulting to shops.toml in the data directory."""
+        return Path(self.shops_file) if self.shops_file else self.data_dir / "shops.toml"

@@ -256,3 +256,34 @@ orders = Table(
     Index("ix_orders_status", "status"),
     Index("ix_orders_queue", "queue"),
 )
+
+# Every change of an order's status, queue or after-sale, in order: who, when and why.
+order_events = Table(
+    "order_events",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("order_id", String(40), ForeignKey("orders.order_id"), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("from_status", String(24), nullable=False),
+    Column("to_status", String(24), nullable=False),
+    Column("actor", String(128), nullable=False),
+    Column("reason", Text, nullable=False, default=""),
+    Column("details", Text, nullable=False, default="{}"),
+    Column("at", UTCDateTime, nullable=False),
+    Index("ix_order_events_order_id_version", "order_id", "version", unique=True),
+)
+
+# Where each shop's poller got to: the end of the last modified-time window it finished.
+poll_cursors = Table(
+    "poll_cursors",
+    metadata,
+    Column("platform", String(32), primary_key=True),
+    Column("shop_id", String(64), primary_key=True),
+    Column("window_end", UTCDateTime, nullable=False),
+    Column("last_run_at", UTCDateTime, nullable=True),
+    Column("last_error", Text, nullable=False, default=""),
+    Column("failures", Integer, nullable=False, default=0),
+    Column("orders_seen", BigInteger, nullable=False, default=0),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
