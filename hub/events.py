@@ -15,6 +15,10 @@ Subjects (``<warehouse>`` is the warehouse id):
 - ``oms.alerts.stock.<kind>``: ``low_stock``, ``low_stock_cleared``, ``count_drift``,
   ``shortfall``.
 - ``oms.shipments.requested.<warehouse>``: a shipment the warehouse must send.
+- ``oms.orders.<kind>``: an order was received, changed status (``paid``, ``shipped``,
+  ``cancelled`` …), got an after-sale request, moved queue, was approved or rejected in
+  review, had its stock held, released or committed; ``oms.orders.return_expected`` tells
+  the warehouses that goods are coming back.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ HOLDS = "oms.stock.holds"
 ATP = "oms.stock.atp"
 ALERTS = "oms.alerts.stock"
 SHIPMENTS = "oms.shipments.requested"
+ORDERS = "oms.orders"
 #: Items in one message at most; a busier tick is split.
 MAX_ITEMS = 1000
 
@@ -180,3 +185,8 @@ def messages_for(changes: Changes, now: datetime) -> list[OutboxMessage]:
             )
     out.extend(alert_message(a) for a in changes.alerts)
     return out
+
+
+def order_event(body: dict[str, Any]) -> OutboxMessage:
+    """One order event; ``body["kind"]`` names the subject's last token."""
+    return _message(f"{ORDERS}.{token(str(body['kind']))}", body)

@@ -1,32 +1,67 @@
-"""Orders in: translate, map SKUs, tag, place in a queue, store once, hold the stock.
+"""Orders in and on: translate, map SKUs, tag, queue, store once, hold, ship, review.
 
 A payload that cannot be translated is kept as a dead letter with the reason and the
 caller is told which field is wrong; nothing is stored half. A paid order whose SKUs are
 all known has its stock held at once (under the hub's order id); when there is not enough,
-it waits in review saying so. A cancelled or closed order gives its hold back.
+it waits in review saying so. A cancelled or closed order gives its hold back; a shipped
+one commits it. People move orders on (``act``), and approve or reject what waits in
+review; every change is recorded with who did it and why (``hub.store.orders``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
+from collections.abc import Sequence
 from dataclasses import replace
+from typing import Any
 
 from adapters import registry
-from hub.domain.intake import REVIEW, holds_stock, place, releases_stock, tags_from_note
+from hub.domain.intake import (
+    REVIEW,
+    REVIEWED,
+    Placement,
+    holds_stock,
+    place,
+    queue_for,
+    releases_stock,
+    tags_from_note,
+)
 from hub.domain.inventory import (
     InsufficientStock,
     InvalidRequest,
     InventoryError,
+    Reservation,
     ReservationClosed,
     ReservationNotFound,
+    ReservationStatus,
 )
-from hub.domain.orders import TranslationError
+from hub.domain.lifecycle import (
+    AfterSalePlan,
+    Change,
+    IllegalTransition,
+    OrderAction,
+    OrderNotFound,
+    after_sale_plan,
+    follow_up_id,
+    lines_to_hold,
+    next_status,
+    shipped,
+)
+from hub.domain.orders import (
+    AfterSaleState,
+    AfterSaleType,
+    OrderLine,
+    OrderStatus,
+    TranslationError,
+)
 from hub.inventory import Inventory, LineInput, ShardUnavailable
 from hub.store.dead_letters import DeadLetters, NewLetter
 from hub.store.master_data import MasterData
-from hub.store.orders import OrderStore, Saved
+from hub.store.orders import PLATFORM_ACTOR, OrderEvent, OrderStore, Saved, StoredOrder
+
+#: The tag of an outbound order that replaces goods (an exchange or a resend).
+REPLACEMENT = "replacement"
 
 SOURCE = "orders"
 
@@ -82,31 +117,289 @@ class OrderIntake:
         return await self._settle_stock(saved)
 
     async def _settle_stock(self, saved: Saved) -> Saved:
-        """Hold a paid order's stock, or give a cancelled one's back."""
-        if self._inventory is None:
-            return saved
+        """Make the stock held for an order match what it now needs.
+
+        Paid and unshipped: hold its lines (less any being refunded); cancelled or closed:
+        give the hold back; shipped: commit it. Returns to expect and replacements to send
+        follow from after-sale requests new in this copy.
+        """
         stored = saved.stored
+        before = saved.before
+        if self._inventory is not None:
+            stored = await self._adjust_hold(stored, before, repeat=saved.duplicate and not before)
+        plan = after_sale_plan(before.order if before else None, stored.order)
+        if plan:
+            await self._follow_after_sale(stored, plan)
+        return Saved(stored, saved.duplicate, saved.note, before)
+
+    async def _adjust_hold(
+        self, stored: StoredOrder, before: StoredOrder | None, *, repeat: bool
+    ) -> StoredOrder:
+        assert self._inventory is not None
         order = stored.order
+        actor = PLATFORM_ACTOR.format(order.platform)
+        if repeat and not holds_stock(order.status):
+            return stored  # an unchanged copy: what it asked for was done the first time
         if releases_stock(order.status):
-            # Nothing held, or already shipped: nothing to give back.
-            with contextlib.suppress(ReservationNotFound, ReservationClosed):
-                await self._inventory.release(stored.order_id)
-            return saved
+            await self._release(stored, actor, f"order {order.status.value.lower()}")
+            return stored
+        if shipped(order.status):
+            # Commit only what the hub held: an order first seen shipped left without it.
+            if before is not None and not shipped(before.order.status):
+                return await self._commit(stored, actor)
+            return stored
         if not holds_stock(order.status) or stored.queue == REVIEW:
-            return saved
-        lines = [LineInput(ln.sku, ln.quantity) for ln in order.lines]
+            return stored
+        want = lines_to_hold(order)
+        had = (
+            lines_to_hold(before.order)
+            if before is not None and holds_stock(before.order.status) and before.queue != REVIEW
+            else None
+        )
+        if not want:
+            await self._release(stored, actor, "every line is being refunded")
+            return stored
+        if had is not None and had != want:
+            # The lines to hold changed (a refund before shipment, or one withdrawn): the
+            # old hold goes back whole and the rest is held anew under a new key.
+            await self._release(stored, actor, "lines changed by an after-sale request")
+            rekeyed = await asyncio.to_thread(
+                self.store.change,
+                stored,
+                actor="hub",
+                events=[],
+                hold_key=f"{stored.order_id}~{stored.version}",
+            )
+            stored = rekeyed or await self._reload(stored.order_id)
+        return await self._hold(stored, want, record=not repeat and had != want)
+
+    async def _hold(
+        self, stored: StoredOrder, want: Sequence[tuple[str, int]], *, record: bool
+    ) -> StoredOrder:
+        assert self._inventory is not None
+        lines = [LineInput(sku, qty) for sku, qty in want]
         try:
-            await self._inventory.reserve(stored.order_id, lines)
+            held = await self._inventory.reserve(stored.hold_key, lines)
         except InsufficientStock as err:
-            reason = f"OUT_OF_STOCK: {err}"
-            held = await asyncio.to_thread(self.store.send_to_review, stored, reason)
-            return Saved(held, saved.duplicate, reason)
+            return await asyncio.to_thread(
+                self.store.send_to_review, stored, f"OUT_OF_STOCK: {err}"
+            )
         except (InventoryError, ShardUnavailable) as err:
             # The order is stored; its hold is retried on the next copy or by a person.
-            reason = f"NOT_HELD: {err}"
-            held = await asyncio.to_thread(self.store.send_to_review, stored, reason)
-            return Saved(held, saved.duplicate, reason)
-        return saved
+            return await asyncio.to_thread(self.store.send_to_review, stored, f"NOT_HELD: {err}")
+        if record and held.status is ReservationStatus.HELD:
+            await asyncio.to_thread(
+                self.store.record,
+                stored,
+                [Change("stock_held", f"until {held.expires_at.isoformat()}")],
+                "hub",
+                {"hold_key": stored.hold_key, "lines": _held(held)},
+            )
+        return stored
+
+    async def _release(self, stored: StoredOrder, actor: str, why: str) -> None:
+        assert self._inventory is not None
+        try:
+            held = await self._inventory.release(stored.hold_key)
+        except (ReservationNotFound, ReservationClosed):
+            return  # nothing held, or shipped already: nothing to give back
+        if held.status is ReservationStatus.RELEASED and held.closed_at is not None:
+            await asyncio.to_thread(
+                self.store.record,
+                stored,
+                [Change("stock_released", why)],
+                actor,
+                {"hold_key": stored.hold_key, "lines": _held(held)},
+            )
+
+    async def _commit(self, stored: StoredOrder, actor: str) -> StoredOrder:
+        """The goods left: the hold becomes a shipment (held anew first if it ran out)."""
+        assert self._inventory is not None
+        try:
+            done = await self._inventory.commit(stored.hold_key)
+        except (ReservationNotFound, ReservationClosed) as err:
+            # The hold ran out or never was (the order shipped from review, say): hold its
+            # lines under a shipping key and commit that, or let a person look.
+            key = f"{stored.order_id}~ship"
+            lines = [LineInput(sku, qty) for sku, qty in lines_to_hold(stored.order)]
+            try:
+                if not lines:
+                    raise InvalidRequest("no lines to commit", field="lines") from err
+                await self._inventory.reserve(key, lines)
+                done = await self._inventory.commit(key)
+            except (InventoryError, ShardUnavailable) as again:
+                return await asyncio.to_thread(
+                    self.store.send_to_review,
+                    stored,
+                    f"STOCK_NOT_COMMITTED: shipped, but its stock could not be taken ({again})",
+                )
+        await asyncio.to_thread(
+            self.store.record,
+            stored,
+            [Change("stock_committed", "the goods left")],
+            actor,
+            {"hold_key": done.order_id, "lines": _held(done)},
+        )
+        return stored
+
+    async def _follow_after_sale(self, stored: StoredOrder, plan: AfterSalePlan) -> None:
+        """Tell the warehouses of returns; create the outbound orders for replacements."""
+        order = stored.order
+        actor = PLATFORM_ACTOR.format(order.platform)
+        if plan.returns:
+            await asyncio.to_thread(
+                self.store.record,
+                stored,
+                [Change("return_expected", "goods are coming back")],
+                actor,
+                {"lines": [_line(ln) for ln in plan.returns]},
+            )
+        for index, line in enumerate(order.lines):
+            if line not in plan.outbound:
+                continue
+            follow = replace(
+                order,
+                platform_order_id=follow_up_id(order, line, index),
+                platform_status="",
+                status=OrderStatus.PAID,
+                after_sale_type=AfterSaleType.NONE,
+                buyer_note="",
+                seller_note=(
+                    f"{line.after_sale_type.value.lower()} for {order.platform_order_id} "
+                    f"line {line.platform_line_id or index + 1}"
+                ),
+                lines=(
+                    replace(
+                        line,
+                        after_sale_type=AfterSaleType.NONE,
+                        after_sale_state=AfterSaleState.NONE,
+                        unit_price_fen=0,
+                        paid_fen=0,
+                    ),
+                ),
+                shipping_fee_fen=0,
+                total_paid_fen=0,
+            )
+            saved = await asyncio.to_thread(
+                self.store.save, follow, [REPLACEMENT], Placement("", ())
+            )
+            if not saved.duplicate:
+                await asyncio.to_thread(
+                    self.store.record,
+                    stored,
+                    [Change("outbound_created", f"replacement order {saved.stored.order_id}")],
+                    actor,
+                    {"order_id": saved.stored.order_id, "line": _line(line)},
+                )
+            await self._settle_stock(saved)
+
+    # ------------------------------------------------------------------ actions
+
+    async def act(
+        self,
+        order_id: str,
+        action: OrderAction,
+        *,
+        actor: str,
+        reason: str = "",
+        details: dict[str, Any] | None = None,
+    ) -> StoredOrder:
+        """Move an order on (ship, deliver, hold, cancel …), recorded under ``actor``."""
+        while True:
+            current = await self._get(order_id)
+            target = next_status(current.order, current.queue, action)
+            if action is OrderAction.CANCEL and self._inventory is not None:
+                await self._release(current, actor, reason or "cancelled")
+            written = await asyncio.to_thread(
+                self.store.change,
+                current,
+                actor=actor,
+                events=[Change(target.value.lower(), reason)],
+                order=replace(current.order, status=target),
+                details=details,
+            )
+            if written is None:
+                continue  # changed meanwhile: decide again on the newer copy
+            if action is OrderAction.SHIP and self._inventory is not None:
+                written = await self._commit(written, actor)
+            return written
+
+    async def approve(self, order_id: str, *, actor: str, note: str = "") -> StoredOrder:
+        """Let an order out of review; unknown SKUs must be mapped first."""
+        while True:
+            current = await self._get(order_id)
+            if current.queue != REVIEW:
+                raise IllegalTransition(f"order {order_id} is not in review")
+            order = current.order
+            mapped = await asyncio.to_thread(
+                self._master.resolve_platform_skus,
+                order.platform,
+                order.shop_id,
+                [ln.platform_sku_id for ln in order.lines],
+            )
+            unknown = sorted({ln.platform_sku_id for ln in order.lines} - set(mapped))
+            if unknown:
+                raise IllegalTransition(
+                    "map these platform SKUs with MapPlatformSku before approving: "
+                    + ", ".join(unknown)
+                )
+            order = replace(
+                order,
+                lines=tuple(replace(ln, sku=mapped[ln.platform_sku_id]) for ln in order.lines),
+            )
+            tags = [*current.tags, REVIEWED] if REVIEWED not in current.tags else current.tags
+            written = await asyncio.to_thread(
+                self.store.change,
+                current,
+                actor=actor,
+                events=[Change("approved", note or "; ".join(current.review_reasons))],
+                order=order,
+                queue=queue_for(order, tags),
+                review_reasons=(),
+                tags=tags,
+            )
+            if written is None:
+                continue
+            return (await self._settle_stock(Saved(written, False))).stored
+
+    async def reject(self, order_id: str, *, actor: str, reason: str) -> StoredOrder:
+        """Refuse an order in review: it is cancelled and its stock goes back."""
+        if not reason.strip():
+            raise InvalidRequest("a rejection needs a reason", field="reason")
+        while True:
+            current = await self._get(order_id)
+            if current.queue != REVIEW:
+                raise IllegalTransition(f"order {order_id} is not in review")
+            target = next_status(current.order, "", OrderAction.CANCEL)
+            if self._inventory is not None:
+                await self._release(current, actor, "rejected in review")
+            written = await asyncio.to_thread(
+                self.store.change,
+                current,
+                actor=actor,
+                events=[Change("rejected", reason), Change(target.value.lower(), reason)],
+                order=replace(current.order, status=target),
+                queue="",
+            )
+            if written is not None:
+                return written
+
+    async def history(self, order_id: str) -> list[OrderEvent]:
+        """What happened to an order, oldest first."""
+        await self._get(order_id)
+        return await asyncio.to_thread(self.store.history, order_id)
+
+    async def _get(self, order_id: str) -> StoredOrder:
+        order_id = order_id.strip()
+        if not order_id:
+            raise InvalidRequest("order_id is required", field="order_id")
+        stored = await asyncio.to_thread(self.store.get, order_id)
+        if stored is None:
+            raise OrderNotFound(f"no order {order_id!r}", field="order_id")
+        return stored
+
+    async def _reload(self, order_id: str) -> StoredOrder:
+        return await self._get(order_id)
 
     def _keep(
         self, platform: str, shop_id: str, payload: str | bytes, err: TranslationError
@@ -127,3 +420,20 @@ class OrderIntake:
                 )
             ]
         )
+
+
+def _held(reservation: Reservation) -> list[dict[str, Any]]:
+    return [
+        {"sku": ln.sku, "quantity": ln.quantity, "warehouse_id": ln.warehouse_id}
+        for ln in reservation.lines
+    ]
+
+
+def _line(line: OrderLine) -> dict[str, Any]:
+    return {
+        "platform_line_id": line.platform_line_id,
+        "sku": line.sku,
+        "platform_sku_id": line.platform_sku_id,
+        "quantity": line.quantity,
+        "after_sale_type": line.after_sale_type.value,
+    }

@@ -66,7 +66,7 @@ async def start_server(hub: Hub, address: str) -> HubServer:
         WmsServicer(hub.wms, hub.dead_letters, hub.relay), server
     )
     # Filled in by the orders and routing work; until then they answer UNIMPLEMENTED.
-    order_pb2_grpc.add_OrderServiceServicer_to_server(OrderServicer(hub.orders), server)
+    order_pb2_grpc.add_OrderServiceServicer_to_server(OrderServicer(hub.orders, hub.nats), server)
     routing_pb2_grpc.add_RoutingServiceServicer_to_server(PendingRoutingServicer(), server)
     health_servicer = health.aio.HealthServicer()  # type: ignore[attr-defined]
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

@@ -135,3 +135,13 @@ def reservation(r: Reservation) -> stock_pb2.Reservation:
 def utcnow() -> datetime:
     """The current time, zone-aware UTC."""
     return datetime.now(UTC)
+
+
+def rfc3339(ts: Timestamp) -> str:
+    """A protobuf Timestamp as RFC 3339 UTC."""
+    return ts.ToDatetime(tzinfo=UTC).isoformat().replace("+00:00", "Z")
+
+
+def parse_rfc3339(text: str) -> datetime:
+    """An RFC 3339 time (``Z`` or an offset) as aware UTC."""
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)

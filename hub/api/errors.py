@@ -12,13 +12,13 @@ from grpc_status import rpc_status
 from hub.domain.inventory import (
     InsufficientStock,
     InvalidRequest,
-    InventoryError,
     ReservationClosed,
     ReservationConflict,
     ReservationNotFound,
     UnknownSku,
     UnknownWarehouse,
 )
+from hub.domain.lifecycle import IllegalTransition, OrderNotFound
 from hub.inventory import ShardUnavailable
 
 DOMAIN = "orderhub.v1"
@@ -32,6 +32,8 @@ _CODES: list[tuple[type[Exception], grpc.StatusCode, str]] = [
     (ReservationClosed, grpc.StatusCode.FAILED_PRECONDITION, "RESERVATION_CLOSED"),
     (ReservationConflict, grpc.StatusCode.ABORTED, "RESERVATION_CONFLICT"),
     (ShardUnavailable, grpc.StatusCode.UNAVAILABLE, "SHARD_UNAVAILABLE"),
+    (OrderNotFound, grpc.StatusCode.NOT_FOUND, "ORDER_NOT_FOUND"),
+    (IllegalTransition, grpc.StatusCode.FAILED_PRECONDITION, "ILLEGAL_TRANSITION"),
 ]
 
 
@@ -46,7 +48,7 @@ def classify(err: Exception) -> tuple[grpc.StatusCode, str]:
 def to_status(err: Exception) -> grpc.Status:
     """A rich status: BadRequest field violations for bad input, ErrorInfo otherwise."""
     code, reason = classify(err)
-    field = err.field if isinstance(err, InventoryError) else ""
+    field = str(getattr(err, "field", "") or "")
     message = str(err) if code is not grpc.StatusCode.INTERNAL else "internal error"
     detail = any_pb2.Any()
     if code is grpc.StatusCode.INVALID_ARGUMENT:

@@ -3,17 +3,29 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import grpc
+from nats.aio.client import Client as NatsClient
+from nats.aio.msg import Msg
 
 from hub.api import convert
 from hub.api.errors import abort, invalid, refuse
 from hub.domain.inventory import InventoryError
+from hub.domain.lifecycle import IllegalTransition, OrderAction, OrderNotFound
 from hub.domain.orders import OrderStatus
+from hub.events import ORDERS
 from hub.orders import OrderIntake
-from hub.store.orders import StoredOrder
+from hub.store.orders import OrderEvent, StoredOrder
 from orderhub.v1 import order_pb2, order_pb2_grpc
+
+log = logging.getLogger("orderhub.orders")
+#: Metadata naming who acts, until authentication names them (``x-orderhub-actor``).
+ACTOR_KEY = "x-orderhub-actor"
 
 Context = grpc.aio.ServicerContext[Any, Any]
 MAX_PAGE = 500
@@ -77,11 +89,199 @@ def order_message(s: StoredOrder) -> order_pb2.Order:
     return msg
 
 
-class OrderServicer(order_pb2_grpc.OrderServiceServicer):
-    """Ingestion and reading of unified orders."""
+def status_message(status: str) -> order_pb2.OrderStatus.ValueType:
+    """The proto enum value of a status name ('' → unspecified)."""
+    if not status:
+        return order_pb2.ORDER_STATUS_UNSPECIFIED
+    return order_pb2.OrderStatus.Value(f"ORDER_STATUS_{status}")
 
-    def __init__(self, intake: OrderIntake) -> None:
+
+def event_message(e: OrderEvent) -> order_pb2.OrderEvent:
+    """The proto of a recorded order event."""
+    return order_pb2.OrderEvent(
+        order_id=e.order_id,
+        version=e.version,
+        kind=e.kind,
+        from_status=status_message(e.from_status),
+        to_status=status_message(e.to_status),
+        actor=e.actor,
+        reason=e.reason,
+        details_json=json.dumps(e.details, ensure_ascii=False),
+        at=convert.timestamp(e.at),
+    )
+
+
+def actor_of(context: Context) -> str:
+    """Who is acting, as the caller said (``x-orderhub-actor``), else ``api``."""
+    for key, value in context.invocation_metadata() or ():
+        if key == ACTOR_KEY and isinstance(value, str) and value.strip():
+            return value.strip()[:128]
+    return "api"
+
+
+class OrderServicer(order_pb2_grpc.OrderServiceServicer):
+    """Ingestion, reading, lifecycle and review of unified orders."""
+
+    def __init__(self, intake: OrderIntake, nc: NatsClient | None = None) -> None:
         self._intake = intake
+        self._nc = nc
+
+    async def _answer(
+        self, context: Context, work: Callable[[], Awaitable[StoredOrder]]
+    ) -> order_pb2.Order | None:
+        """Run an action; refusals become their status (then None)."""
+        try:
+            return order_message(await work())
+        except (InventoryError, IllegalTransition, OrderNotFound) as err:
+            refuse(context, err)
+            return None
+
+    async def _act(
+        self, request: Any, context: Context, action: OrderAction, details: dict[str, Any]
+    ) -> order_pb2.Order | None:
+        reason = str(getattr(request, "reason", ""))
+        return await self._answer(
+            context,
+            lambda: self._intake.act(
+                request.order_id,
+                action,
+                actor=actor_of(context),
+                reason=reason,
+                details={k: v for k, v in details.items() if v},
+            ),
+        )
+
+    async def CancelOrder(
+        self, request: order_pb2.CancelOrderRequest, context: Context
+    ) -> order_pb2.CancelOrderResponse:
+        order = await self._act(request, context, OrderAction.CANCEL, {})
+        return order_pb2.CancelOrderResponse(order=order)
+
+    async def HoldOrder(
+        self, request: order_pb2.HoldOrderRequest, context: Context
+    ) -> order_pb2.HoldOrderResponse:
+        order = await self._act(request, context, OrderAction.HOLD, {})
+        return order_pb2.HoldOrderResponse(order=order)
+
+    async def ResumeOrder(
+        self, request: order_pb2.ResumeOrderRequest, context: Context
+    ) -> order_pb2.ResumeOrderResponse:
+        order = await self._act(request, context, OrderAction.UNHOLD, {})
+        return order_pb2.ResumeOrderResponse(order=order)
+
+    async def ShipOrder(
+        self, request: order_pb2.ShipOrderRequest, context: Context
+    ) -> order_pb2.ShipOrderResponse:
+        if not request.carrier.strip():
+            await abort(context, invalid("carrier", "carrier is required"))
+        if not request.tracking_number.strip():
+            await abort(context, invalid("tracking_number", "tracking_number is required"))
+        details = {
+            "carrier": request.carrier.strip(),
+            "tracking_number": request.tracking_number.strip(),
+            "warehouse_id": request.warehouse_id.strip(),
+            "shipped_at": (
+                convert.rfc3339(request.shipped_at) if request.HasField("shipped_at") else ""
+            ),
+        }
+        order = await self._act(request, context, OrderAction.SHIP, details)
+        return order_pb2.ShipOrderResponse(order=order)
+
+    async def DeliverOrder(
+        self, request: order_pb2.DeliverOrderRequest, context: Context
+    ) -> order_pb2.DeliverOrderResponse:
+        details = {
+            "delivered_at": (
+                convert.rfc3339(request.delivered_at) if request.HasField("delivered_at") else ""
+            )
+        }
+        order = await self._act(request, context, OrderAction.DELIVER, details)
+        return order_pb2.DeliverOrderResponse(order=order)
+
+    async def ApproveOrder(
+        self, request: order_pb2.ApproveOrderRequest, context: Context
+    ) -> order_pb2.ApproveOrderResponse:
+        order = await self._answer(
+            context,
+            lambda: self._intake.approve(
+                request.order_id, actor=actor_of(context), note=request.note.strip()
+            ),
+        )
+        return order_pb2.ApproveOrderResponse(order=order)
+
+    async def RejectOrder(
+        self, request: order_pb2.RejectOrderRequest, context: Context
+    ) -> order_pb2.RejectOrderResponse:
+        order = await self._answer(
+            context,
+            lambda: self._intake.reject(
+                request.order_id, actor=actor_of(context), reason=request.reason.strip()
+            ),
+        )
+        return order_pb2.RejectOrderResponse(order=order)
+
+    async def ListOrderEvents(
+        self, request: order_pb2.ListOrderEventsRequest, context: Context
+    ) -> order_pb2.ListOrderEventsResponse:
+        try:
+            events = await self._intake.history(request.order_id)
+        except (InventoryError, OrderNotFound) as err:
+            await abort(context, err)
+        return order_pb2.ListOrderEventsResponse(events=[event_message(e) for e in events])
+
+    async def WatchOrders(
+        self, request: order_pb2.WatchOrdersRequest, context: Context
+    ) -> AsyncIterator[order_pb2.WatchOrdersResponse]:
+        if self._nc is None:
+            await abort(context, RuntimeError("order events are not available"))
+        assert self._nc is not None
+        platform = request.platform.strip().lower()
+        shop_id = request.shop_id.strip()
+        queue = request.queue.strip()
+        kinds = {k.strip().lower() for k in request.kinds if k.strip()}
+        inbox: asyncio.Queue[Msg] = asyncio.Queue(maxsize=10_000)
+
+        async def deliver(msg: Msg) -> None:
+            with contextlib.suppress(asyncio.QueueFull):
+                inbox.put_nowait(msg)  # a watcher this far behind loses the oldest news
+
+        sub = await self._nc.subscribe(f"{ORDERS}.>", cb=deliver)
+        try:
+            # Headers go out once subscribed: a client that sees them misses no change.
+            await context.send_initial_metadata(())
+            while True:
+                msg = await inbox.get()
+                try:
+                    body = json.loads(msg.data)
+                except ValueError:
+                    continue
+                if (
+                    (platform and body.get("platform") != platform)
+                    or (shop_id and body.get("shop_id") != shop_id)
+                    or (queue and body.get("queue") != queue)
+                    or (kinds and body.get("kind") not in kinds)
+                ):
+                    continue
+                stored = await asyncio.to_thread(self._intake.store.get, body["order_id"])
+                if stored is None:
+                    continue
+                yield order_pb2.WatchOrdersResponse(
+                    event=order_pb2.OrderEvent(
+                        order_id=body["order_id"],
+                        version=int(body.get("version", 0)),
+                        kind=body.get("kind", ""),
+                        from_status=status_message(body.get("from_status", "")),
+                        to_status=status_message(body.get("status", "")),
+                        actor=body.get("actor", ""),
+                        reason=body.get("reason", ""),
+                        details_json=json.dumps(body.get("details", {}), ensure_ascii=False),
+                        at=convert.timestamp(convert.parse_rfc3339(body["at"])),
+                    ),
+                    order=order_message(stored),
+                )
+        finally:
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
 
     async def IngestPlatformOrder(
         self, request: order_pb2.IngestPlatformOrderRequest, context: Context

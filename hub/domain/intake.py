@@ -18,6 +18,8 @@ URGENT = "urgent"
 EXCHANGE = "exchange"
 GIFT_MESSAGE = "gift_message"
 INVOICE = "invoice"
+#: Set when a person approved the order out of review: what they approved stays approved.
+REVIEWED = "reviewed"
 
 #: Words in a buyer's note and the tag each means (Chinese and English, as buyers write).
 _NOTE_TAGS: tuple[tuple[str, re.Pattern[str]], ...] = (
@@ -73,11 +75,35 @@ def place(order: PlatformOrder, tags: Iterable[str], unknown_skus: Iterable[str]
         reasons.append("NO_LINES: the order has no lines")
     if reasons:
         return Placement(REVIEW, tuple(reasons))
+    return Placement(queue_for(order, tags), ())
+
+
+def queue_for(order: PlatformOrder, tags: Iterable[str]) -> str:
+    """The queue of an order no person needs to look at (again): by its tags."""
+    tags = set(tags)
     if EXCHANGE in tags or order.after_sale_type is not AfterSaleType.NONE:
-        return Placement(AFTER_SALES, ())
+        return AFTER_SALES
     if URGENT in tags:
-        return Placement(PRIORITY, ())
-    return Placement("", ())
+        return PRIORITY
+    return ""
+
+
+def carry_review(
+    stored_tags: Iterable[str], tags: Iterable[str], placement: Placement, order: PlatformOrder
+) -> tuple[list[str], Placement]:
+    """Tags and placement of a newer copy of an order a person already approved.
+
+    What the person judged (a gift message) does not send it back to review; what a
+    machine must still fix (an unknown SKU, no lines) does.
+    """
+    tags = list(tags)
+    if REVIEWED not in stored_tags:
+        return tags, placement
+    tags.append(REVIEWED)
+    reasons = tuple(r for r in placement.reasons if not r.startswith("GIFT_MESSAGE"))
+    if reasons:
+        return tags, Placement(REVIEW, reasons)
+    return tags, Placement(queue_for(order, tags), ())
 
 
 @dataclass(frozen=True, slots=True)

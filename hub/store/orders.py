@@ -1,4 +1,10 @@
-"""Storing orders: one row per (platform, shop, platform order id), updated only forward."""
+"""Storing orders: one row per (platform, shop, platform order id), updated only forward.
+
+Every write records what changed in ``order_events`` (who, when, why) and puts the same
+events in the outbox, in one transaction with the order itself: an order never changes
+without its history and its message, and a message never tells of a change that was
+rolled back.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +15,11 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, insert, select, update
+from sqlalchemy import Connection, Engine, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from hub.domain.intake import REVIEW, Placement, merge
+from hub.domain.intake import REVIEW, Placement, carry_review, merge
+from hub.domain.lifecycle import Change, changes
 from hub.domain.orders import (
     AfterSaleState,
     AfterSaleType,
@@ -21,7 +28,12 @@ from hub.domain.orders import (
     PlatformOrder,
     Recipient,
 )
+from hub.events import order_event, rfc3339
 from hub.store import schema
+from hub.store.inventory_store import write_outbox
+
+#: Who changed an order when a platform sent a newer copy: ``platform:<name>``.
+PLATFORM_ACTOR = "platform:{}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +48,23 @@ class StoredOrder:
     ingested_at: datetime
     changed_at: datetime
     version: int
+    #: The key the order's stock is held under (see ``orders.hold_key``).
+    hold_key: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class OrderEvent:
+    """One recorded change of an order."""
+
+    order_id: str
+    version: int
+    kind: str
+    from_status: str
+    to_status: str
+    actor: str
+    reason: str
+    details: dict[str, Any]
+    at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +74,8 @@ class Saved:
     stored: StoredOrder
     duplicate: bool
     note: str = ""
+    #: The stored copy this one replaced (None for a new order or an unchanged repeat).
+    before: StoredOrder | None = None
 
 
 class OrderStore:
@@ -62,15 +93,16 @@ class OrderStore:
                     return Saved(self._insert(order, tags, placement), duplicate=False)
                 except IntegrityError:
                     continue
+            kept_tags, kept_placement = carry_review(existing.tags, tags, placement, order)
             result = merge(existing.order, order)
             if not result.changed:
                 return Saved(existing, duplicate=True, note=result.reason)
-            changed = self._update(existing, result.order, tags, placement)
+            changed = self._update(existing, result.order, kept_tags, kept_placement)
             if changed is not None:
-                return Saved(changed, duplicate=True, note=result.reason or "updated")
+                return Saved(changed, True, result.reason or "updated", before=existing)
         raise RuntimeError(f"order {order.platform_order_id} kept changing while being saved")
 
-    def send_to_review(self, stored: StoredOrder, reason: str) -> StoredOrder:
+    def send_to_review(self, stored: StoredOrder, reason: str, actor: str = "hub") -> StoredOrder:
         """Put an order in the review queue with one more reason (once per reason)."""
         while True:
             current = self.get(stored.order_id)
@@ -80,15 +112,76 @@ class OrderStore:
                 return current
             if reason not in reasons:
                 reasons = (*reasons, reason)
+            events = changes(current.order, current.order, current.queue, REVIEW) or [
+                Change("queued", "review")
+            ]
+            events = [Change(e.kind, reason) for e in events]
             written = self._write(
                 current,
                 {
                     "queue": REVIEW,
                     "review_reasons": json.dumps(list(reasons), ensure_ascii=False),
                 },
+                events,
+                actor,
             )
             if written is not None:
                 return written
+
+    def change(
+        self,
+        current: StoredOrder,
+        *,
+        actor: str,
+        events: Sequence[Change],
+        order: PlatformOrder | None = None,
+        queue: str | None = None,
+        review_reasons: Sequence[str] | None = None,
+        tags: Sequence[str] | None = None,
+        hold_key: str | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> StoredOrder | None:
+        """Write the next version of an order with its events; None if it changed meanwhile."""
+        values: dict[str, Any] = {}
+        if order is not None:
+            values["document"] = to_json(order)
+            values["status"] = order.status.value
+        if queue is not None:
+            values["queue"] = queue
+        if review_reasons is not None:
+            values["review_reasons"] = json.dumps(list(review_reasons), ensure_ascii=False)
+        if tags is not None:
+            values["tags"] = json.dumps(list(tags))
+        if hold_key is not None:
+            values["hold_key"] = hold_key
+        return self._write(current, values, events, actor, details or {})
+
+    def record(
+        self, current: StoredOrder, events: Sequence[Change], actor: str, details: dict[str, Any]
+    ) -> None:
+        """Record (and publish) events that change nothing in the order itself."""
+        with self._engine.begin() as conn:
+            self._log(conn, current, current.order, current.queue, events, actor, details)
+
+    def history(self, order_id: str) -> list[OrderEvent]:
+        """An order's recorded events, oldest first."""
+        t = schema.order_events
+        with self._engine.connect() as conn:
+            rows = conn.execute(select(t).where(t.c.order_id == order_id).order_by(t.c.id))
+            return [
+                OrderEvent(
+                    order_id=r.order_id,
+                    version=r.version,
+                    kind=r.kind,
+                    from_status=r.from_status,
+                    to_status=r.to_status,
+                    actor=r.actor,
+                    reason=r.reason,
+                    details=json.loads(r.details),
+                    at=r.at,
+                )
+                for r in rows
+            ]
 
     def find(self, platform: str, shop_id: str, platform_order_id: str) -> StoredOrder | None:
         """The stored order with this platform identity, or None."""
@@ -147,12 +240,27 @@ class OrderStore:
             "ingested_at": now,
             "changed_at": now,
             "version": 1,
+            "hold_key": order_id,
         }
+        stored = StoredOrder(
+            order_id=order_id,
+            order=order,
+            queue=placement.queue,
+            tags=tuple(tags),
+            review_reasons=placement.reasons,
+            ingested_at=now,
+            changed_at=now,
+            version=1,
+            hold_key=order_id,
+        )
+        events = changes(None, order, None, placement.queue)
+        if placement.queue:
+            reason = "; ".join(placement.reasons) or placement.queue
+            events.append(Change("queued", reason))
         with self._engine.begin() as conn:
             conn.execute(insert(schema.orders).values(**row))
-        found = self.get(order_id)
-        assert found is not None
-        return found
+            self._log(conn, stored, order, placement.queue, events, _platform(order), {}, at=now)
+        return stored
 
     def _update(
         self,
@@ -162,20 +270,96 @@ class OrderStore:
         placement: Placement,
     ) -> StoredOrder | None:
         """Write a new copy unless someone else wrote one first (then None)."""
-        return self._write(existing, _row(order, tags, placement))
+        events = changes(existing.order, order, existing.queue, placement.queue)
+        return self._write(existing, _row(order, tags, placement), events, _platform(order))
 
-    def _write(self, current: StoredOrder, values: dict[str, Any]) -> StoredOrder | None:
+    def _write(
+        self,
+        current: StoredOrder,
+        values: dict[str, Any],
+        events: Sequence[Change] = (),
+        actor: str = "hub",
+        details: dict[str, Any] | None = None,
+    ) -> StoredOrder | None:
         """Write the next version of an order, unless it is no longer ``current`` (then None)."""
         t = schema.orders
+        now = datetime.now(UTC)
         with self._engine.begin() as conn:
             done = conn.execute(
                 update(t)
                 .where(t.c.order_id == current.order_id, t.c.version == current.version)
-                .values(**values, changed_at=datetime.now(UTC), version=current.version + 1)
+                .values(**values, changed_at=now, version=current.version + 1)
             )
-        if done.rowcount != 1:
-            return None
-        return self.get(current.order_id)
+            if done.rowcount != 1:
+                return None
+            row = conn.execute(select(t).where(t.c.order_id == current.order_id)).one()
+            written = _stored(row)
+            self._log(
+                conn, written, current.order, current.queue, events, actor, details or {}, at=now
+            )
+        return written
+
+    @staticmethod
+    def _log(
+        conn: Connection,
+        stored: StoredOrder,
+        before: PlatformOrder,
+        queue_before: str,
+        events: Sequence[Change],
+        actor: str,
+        details: dict[str, Any],
+        *,
+        at: datetime | None = None,
+    ) -> None:
+        """Record events of a write in ``order_events`` and the outbox, in its transaction."""
+        if not events:
+            return
+        at = at or datetime.now(UTC)
+        o = stored.order
+        rows = [
+            {
+                "order_id": stored.order_id,
+                "version": stored.version,
+                "kind": e.kind,
+                "from_status": before.status.value,
+                "to_status": o.status.value,
+                "actor": actor,
+                "reason": e.reason,
+                "details": json.dumps(details, ensure_ascii=False, default=str),
+                "at": at,
+            }
+            for e in events
+        ]
+        conn.execute(insert(schema.order_events), rows)
+        write_outbox(
+            conn,
+            [
+                order_event(
+                    {
+                        "kind": e.kind,
+                        "order_id": stored.order_id,
+                        "platform": o.platform,
+                        "shop_id": o.shop_id,
+                        "platform_order_id": o.platform_order_id,
+                        "status": o.status.value,
+                        "from_status": before.status.value,
+                        "queue": stored.queue,
+                        "from_queue": queue_before,
+                        "after_sale_type": o.after_sale_type.value,
+                        "version": stored.version,
+                        "actor": actor,
+                        "reason": e.reason,
+                        "details": details,
+                        "at": rfc3339(at),
+                    }
+                )
+                for e in events
+            ],
+        )
+
+
+def _platform(order: PlatformOrder) -> str:
+    return PLATFORM_ACTOR.format(order.platform)
 
 
 def _row(order: PlatformOrder, tags: Sequence[str], placement: Placement) -> dict[str, Any]:
@@ -248,4 +432,5 @@ def _stored(row: Any) -> StoredOrder:
         ingested_at=row.ingested_at,
         changed_at=row.changed_at,
         version=int(row.version),
+        hold_key=row.hold_key or row.order_id,
     )

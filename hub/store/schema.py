@@ -246,6 +246,9 @@ orders = Table(
     Column("ingested_at", UTCDateTime, nullable=False),
     Column("changed_at", UTCDateTime, nullable=False),
     Column("version", Integer, nullable=False, default=1),
+    # The key the order's stock is held under: the order id, or the order id and a
+    # generation when its lines changed (a refund before shipment) and it was held anew.
+    Column("hold_key", String(64), nullable=False, default=""),
     Index(
         "ix_orders_platform_shop_id_platform_order_id",
         "platform",
@@ -271,7 +274,7 @@ order_events = Table(
     Column("reason", Text, nullable=False, default=""),
     Column("details", Text, nullable=False, default="{}"),
     Column("at", UTCDateTime, nullable=False),
-    Index("ix_order_events_order_id_version", "order_id", "version", unique=True),
+    Index("ix_order_events_order_id", "order_id"),
 )
 
 # Where each shop's poller got to: the end of the last modified-time window it finished.

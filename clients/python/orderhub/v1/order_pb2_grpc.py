@@ -50,6 +50,51 @@ class OrderServiceStub:
                 request_serializer=orderhub_dot_v1_dot_order__pb2.ListOrdersRequest.SerializeToString,
                 response_deserializer=orderhub_dot_v1_dot_order__pb2.ListOrdersResponse.FromString,
                 _registered_method=True)
+        self.CancelOrder = channel.unary_unary(
+                '/orderhub.v1.OrderService/CancelOrder',
+                request_serializer=orderhub_dot_v1_dot_order__pb2.CancelOrderRequest.SerializeToString,
+                response_deserializer=orderhub_dot_v1_dot_order__pb2.CancelOrderResponse.FromString,
+                _registered_method=True)
+        self.HoldOrder = channel.unary_unary(
+                '/orderhub.v1.OrderService/HoldOrder',
+                request_serializer=orderhub_dot_v1_dot_order__pb2.HoldOrderRequest.SerializeToString,
+                response_deserializer=orderhub_dot_v1_dot_order__pb2.HoldOrderResponse.FromString,
+                _registered_method=True)
+        self.ResumeOrder = channel.unary_unary(
+                '/orderhub.v1.OrderService/ResumeOrder',
+                request_serializer=orderhub_dot_v1_dot_order__pb2.ResumeOrderRequest.SerializeToString,
+                response_deserializer=orderhub_dot_v1_dot_order__pb2.ResumeOrderResponse.FromString,
+                _registered_method=True)
+        self.ShipOrder = channel.unary_unary(
+                '/orderhub.v1.OrderService/ShipOrder',
+                request_serializer=orderhub_dot_v1_dot_order__pb2.ShipOrderRequest.SerializeToString,
+                response_deserializer=orderhub_dot_v1_dot_order__pb2.ShipOrderResponse.FromString,
+                _registered_method=True)
+        self.DeliverOrder = channel.unary_unary(
+                '/orderhub.v1.OrderService/DeliverOrder',
+                request_serializer=orderhub_dot_v1_dot_order__pb2.DeliverOrderRequest.SerializeToString,
+                response_deserializer=orderhub_dot_v1_dot_order__pb2.DeliverOrderResponse.FromString,
+                _registered_method=True)
+        self.ApproveOrder = channel.unary_unary(
+                '/orderhub.v1.OrderService/ApproveOrder',
+                request_serializer=orderhub_dot_v1_dot_order__pb2.ApproveOrderRequest.SerializeToString,
+                response_deserializer=orderhub_dot_v1_dot_order__pb2.ApproveOrderResponse.FromString,
+                _registered_method=True)
+        self.RejectOrder = channel.unary_unary(
+                '/orderhub.v1.OrderService/RejectOrder',
+                request_serializer=orderhub_dot_v1_dot_order__pb2.RejectOrderRequest.SerializeToString,
+                response_deserializer=orderhub_dot_v1_dot_order__pb2.RejectOrderResponse.FromString,
+                _registered_method=True)
+        self.ListOrderEvents = channel.unary_unary(
+                '/orderhub.v1.OrderService/ListOrderEvents',
+                request_serializer=orderhub_dot_v1_dot_order__pb2.ListOrderEventsRequest.SerializeToString,
+                response_deserializer=orderhub_dot_v1_dot_order__pb2.ListOrderEventsResponse.FromString,
+                _registered_method=True)
+        self.WatchOrders = channel.unary_stream(
+                '/orderhub.v1.OrderService/WatchOrders',
+                request_serializer=orderhub_dot_v1_dot_order__pb2.WatchOrdersRequest.SerializeToString,
+                response_deserializer=orderhub_dot_v1_dot_order__pb2.WatchOrdersResponse.FromString,
+                _registered_method=True)
 
 
 class OrderServiceServicer:
@@ -77,6 +122,69 @@ class OrderServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CancelOrder(self, request, context):
+        """Cancels an order that has not shipped; its stock goes back at once.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def HoldOrder(self, request, context):
+        """Stops an order from shipping until it is resumed (its stock stays held).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ResumeOrder(self, request, context):
+        """Lets a held order ship again.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ShipOrder(self, request, context):
+        """Records that an order left the warehouse; its held stock is committed.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeliverOrder(self, request, context):
+        """Records that a shipped order reached the buyer.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ApproveOrder(self, request, context):
+        """Lets an order out of the review queue (unknown SKUs must be mapped first).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RejectOrder(self, request, context):
+        """Refuses an order in review: it is cancelled and its stock goes back.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListOrderEvents(self, request, context):
+        """Everything that happened to an order: who, when, why.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WatchOrders(self, request, context):
+        """Streams order changes as they happen, optionally filtered.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_OrderServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -94,6 +202,51 @@ def add_OrderServiceServicer_to_server(servicer, server):
                     servicer.ListOrders,
                     request_deserializer=orderhub_dot_v1_dot_order__pb2.ListOrdersRequest.FromString,
                     response_serializer=orderhub_dot_v1_dot_order__pb2.ListOrdersResponse.SerializeToString,
+            ),
+            'CancelOrder': grpc.unary_unary_rpc_method_handler(
+                    servicer.CancelOrder,
+                    request_deserializer=orderhub_dot_v1_dot_order__pb2.CancelOrderRequest.FromString,
+                    response_serializer=orderhub_dot_v1_dot_order__pb2.CancelOrderResponse.SerializeToString,
+            ),
+            'HoldOrder': grpc.unary_unary_rpc_method_handler(
+                    servicer.HoldOrder,
+                    request_deserializer=orderhub_dot_v1_dot_order__pb2.HoldOrderRequest.FromString,
+                    response_serializer=orderhub_dot_v1_dot_order__pb2.HoldOrderResponse.SerializeToString,
+            ),
+            'ResumeOrder': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResumeOrder,
+                    request_deserializer=orderhub_dot_v1_dot_order__pb2.ResumeOrderRequest.FromString,
+                    response_serializer=orderhub_dot_v1_dot_order__pb2.ResumeOrderResponse.SerializeToString,
+            ),
+            'ShipOrder': grpc.unary_unary_rpc_method_handler(
+                    servicer.ShipOrder,
+                    request_deserializer=orderhub_dot_v1_dot_order__pb2.ShipOrderRequest.FromString,
+                    response_serializer=orderhub_dot_v1_dot_order__pb2.ShipOrderResponse.SerializeToString,
+            ),
+            'DeliverOrder': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeliverOrder,
+                    request_deserializer=orderhub_dot_v1_dot_order__pb2.DeliverOrderRequest.FromString,
+                    response_serializer=orderhub_dot_v1_dot_order__pb2.DeliverOrderResponse.SerializeToString,
+            ),
+            'ApproveOrder': grpc.unary_unary_rpc_method_handler(
+                    servicer.ApproveOrder,
+                    request_deserializer=orderhub_dot_v1_dot_order__pb2.ApproveOrderRequest.FromString,
+                    response_serializer=orderhub_dot_v1_dot_order__pb2.ApproveOrderResponse.SerializeToString,
+            ),
+            'RejectOrder': grpc.unary_unary_rpc_method_handler(
+                    servicer.RejectOrder,
+                    request_deserializer=orderhub_dot_v1_dot_order__pb2.RejectOrderRequest.FromString,
+                    response_serializer=orderhub_dot_v1_dot_order__pb2.RejectOrderResponse.SerializeToString,
+            ),
+            'ListOrderEvents': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListOrderEvents,
+                    request_deserializer=orderhub_dot_v1_dot_order__pb2.ListOrderEventsRequest.FromString,
+                    response_serializer=orderhub_dot_v1_dot_order__pb2.ListOrderEventsResponse.SerializeToString,
+            ),
+            'WatchOrders': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchOrders,
+                    request_deserializer=orderhub_dot_v1_dot_order__pb2.WatchOrdersRequest.FromString,
+                    response_serializer=orderhub_dot_v1_dot_order__pb2.WatchOrdersResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -178,6 +331,249 @@ class OrderService:
             '/orderhub.v1.OrderService/ListOrders',
             orderhub_dot_v1_dot_order__pb2.ListOrdersRequest.SerializeToString,
             orderhub_dot_v1_dot_order__pb2.ListOrdersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CancelOrder(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/orderhub.v1.OrderService/CancelOrder',
+            orderhub_dot_v1_dot_order__pb2.CancelOrderRequest.SerializeToString,
+            orderhub_dot_v1_dot_order__pb2.CancelOrderResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def HoldOrder(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/orderhub.v1.OrderService/HoldOrder',
+            orderhub_dot_v1_dot_order__pb2.HoldOrderRequest.SerializeToString,
+            orderhub_dot_v1_dot_order__pb2.HoldOrderResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResumeOrder(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/orderhub.v1.OrderService/ResumeOrder',
+            orderhub_dot_v1_dot_order__pb2.ResumeOrderRequest.SerializeToString,
+            orderhub_dot_v1_dot_order__pb2.ResumeOrderResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ShipOrder(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/orderhub.v1.OrderService/ShipOrder',
+            orderhub_dot_v1_dot_order__pb2.ShipOrderRequest.SerializeToString,
+            orderhub_dot_v1_dot_order__pb2.ShipOrderResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeliverOrder(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/orderhub.v1.OrderService/DeliverOrder',
+            orderhub_dot_v1_dot_order__pb2.DeliverOrderRequest.SerializeToString,
+            orderhub_dot_v1_dot_order__pb2.DeliverOrderResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ApproveOrder(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/orderhub.v1.OrderService/ApproveOrder',
+            orderhub_dot_v1_dot_order__pb2.ApproveOrderRequest.SerializeToString,
+            orderhub_dot_v1_dot_order__pb2.ApproveOrderResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RejectOrder(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/orderhub.v1.OrderService/RejectOrder',
+            orderhub_dot_v1_dot_order__pb2.RejectOrderRequest.SerializeToString,
+            orderhub_dot_v1_dot_order__pb2.RejectOrderResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListOrderEvents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/orderhub.v1.OrderService/ListOrderEvents',
+            orderhub_dot_v1_dot_order__pb2.ListOrderEventsRequest.SerializeToString,
+            orderhub_dot_v1_dot_order__pb2.ListOrderEventsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchOrders(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/orderhub.v1.OrderService/WatchOrders',
+            orderhub_dot_v1_dot_order__pb2.WatchOrdersRequest.SerializeToString,
+            orderhub_dot_v1_dot_order__pb2.WatchOrdersResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -39,6 +39,24 @@ class OrderServiceStub:
     """Returns one order."""
     ListOrders: _grpc.UnaryUnaryMultiCallable[_order_pb2.ListOrdersRequest, _order_pb2.ListOrdersResponse]
     """Lists orders by status, platform, tag or queue, a page at a time."""
+    CancelOrder: _grpc.UnaryUnaryMultiCallable[_order_pb2.CancelOrderRequest, _order_pb2.CancelOrderResponse]
+    """Cancels an order that has not shipped; its stock goes back at once."""
+    HoldOrder: _grpc.UnaryUnaryMultiCallable[_order_pb2.HoldOrderRequest, _order_pb2.HoldOrderResponse]
+    """Stops an order from shipping until it is resumed (its stock stays held)."""
+    ResumeOrder: _grpc.UnaryUnaryMultiCallable[_order_pb2.ResumeOrderRequest, _order_pb2.ResumeOrderResponse]
+    """Lets a held order ship again."""
+    ShipOrder: _grpc.UnaryUnaryMultiCallable[_order_pb2.ShipOrderRequest, _order_pb2.ShipOrderResponse]
+    """Records that an order left the warehouse; its held stock is committed."""
+    DeliverOrder: _grpc.UnaryUnaryMultiCallable[_order_pb2.DeliverOrderRequest, _order_pb2.DeliverOrderResponse]
+    """Records that a shipped order reached the buyer."""
+    ApproveOrder: _grpc.UnaryUnaryMultiCallable[_order_pb2.ApproveOrderRequest, _order_pb2.ApproveOrderResponse]
+    """Lets an order out of the review queue (unknown SKUs must be mapped first)."""
+    RejectOrder: _grpc.UnaryUnaryMultiCallable[_order_pb2.RejectOrderRequest, _order_pb2.RejectOrderResponse]
+    """Refuses an order in review: it is cancelled and its stock goes back."""
+    ListOrderEvents: _grpc.UnaryUnaryMultiCallable[_order_pb2.ListOrderEventsRequest, _order_pb2.ListOrderEventsResponse]
+    """Everything that happened to an order: who, when, why."""
+    WatchOrders: _grpc.UnaryStreamMultiCallable[_order_pb2.WatchOrdersRequest, _order_pb2.WatchOrdersResponse]
+    """Streams order changes as they happen, optionally filtered."""
 
 @_typing.type_check_only
 class OrderServiceAsyncStub(OrderServiceStub):
@@ -51,6 +69,24 @@ class OrderServiceAsyncStub(OrderServiceStub):
     """Returns one order."""
     ListOrders: _aio.UnaryUnaryMultiCallable[_order_pb2.ListOrdersRequest, _order_pb2.ListOrdersResponse]  # type: ignore[assignment]
     """Lists orders by status, platform, tag or queue, a page at a time."""
+    CancelOrder: _aio.UnaryUnaryMultiCallable[_order_pb2.CancelOrderRequest, _order_pb2.CancelOrderResponse]  # type: ignore[assignment]
+    """Cancels an order that has not shipped; its stock goes back at once."""
+    HoldOrder: _aio.UnaryUnaryMultiCallable[_order_pb2.HoldOrderRequest, _order_pb2.HoldOrderResponse]  # type: ignore[assignment]
+    """Stops an order from shipping until it is resumed (its stock stays held)."""
+    ResumeOrder: _aio.UnaryUnaryMultiCallable[_order_pb2.ResumeOrderRequest, _order_pb2.ResumeOrderResponse]  # type: ignore[assignment]
+    """Lets a held order ship again."""
+    ShipOrder: _aio.UnaryUnaryMultiCallable[_order_pb2.ShipOrderRequest, _order_pb2.ShipOrderResponse]  # type: ignore[assignment]
+    """Records that an order left the warehouse; its held stock is committed."""
+    DeliverOrder: _aio.UnaryUnaryMultiCallable[_order_pb2.DeliverOrderRequest, _order_pb2.DeliverOrderResponse]  # type: ignore[assignment]
+    """Records that a shipped order reached the buyer."""
+    ApproveOrder: _aio.UnaryUnaryMultiCallable[_order_pb2.ApproveOrderRequest, _order_pb2.ApproveOrderResponse]  # type: ignore[assignment]
+    """Lets an order out of the review queue (unknown SKUs must be mapped first)."""
+    RejectOrder: _aio.UnaryUnaryMultiCallable[_order_pb2.RejectOrderRequest, _order_pb2.RejectOrderResponse]  # type: ignore[assignment]
+    """Refuses an order in review: it is cancelled and its stock goes back."""
+    ListOrderEvents: _aio.UnaryUnaryMultiCallable[_order_pb2.ListOrderEventsRequest, _order_pb2.ListOrderEventsResponse]  # type: ignore[assignment]
+    """Everything that happened to an order: who, when, why."""
+    WatchOrders: _aio.UnaryStreamMultiCallable[_order_pb2.WatchOrdersRequest, _order_pb2.WatchOrdersResponse]  # type: ignore[assignment]
+    """Streams order changes as they happen, optionally filtered."""
 
 class OrderServiceServicer(metaclass=_abc_1.ABCMeta):
     """OrderService takes orders from every channel into one schema."""
@@ -78,5 +114,77 @@ class OrderServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_order_pb2.ListOrdersResponse, _abc.Awaitable[_order_pb2.ListOrdersResponse]]:
         """Lists orders by status, platform, tag or queue, a page at a time."""
+
+    @_abc_1.abstractmethod
+    def CancelOrder(
+        self,
+        request: _order_pb2.CancelOrderRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_order_pb2.CancelOrderResponse, _abc.Awaitable[_order_pb2.CancelOrderResponse]]:
+        """Cancels an order that has not shipped; its stock goes back at once."""
+
+    @_abc_1.abstractmethod
+    def HoldOrder(
+        self,
+        request: _order_pb2.HoldOrderRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_order_pb2.HoldOrderResponse, _abc.Awaitable[_order_pb2.HoldOrderResponse]]:
+        """Stops an order from shipping until it is resumed (its stock stays held)."""
+
+    @_abc_1.abstractmethod
+    def ResumeOrder(
+        self,
+        request: _order_pb2.ResumeOrderRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_order_pb2.ResumeOrderResponse, _abc.Awaitable[_order_pb2.ResumeOrderResponse]]:
+        """Lets a held order ship again."""
+
+    @_abc_1.abstractmethod
+    def ShipOrder(
+        self,
+        request: _order_pb2.ShipOrderRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_order_pb2.ShipOrderResponse, _abc.Awaitable[_order_pb2.ShipOrderResponse]]:
+        """Records that an order left the warehouse; its held stock is committed."""
+
+    @_abc_1.abstractmethod
+    def DeliverOrder(
+        self,
+        request: _order_pb2.DeliverOrderRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_order_pb2.DeliverOrderResponse, _abc.Awaitable[_order_pb2.DeliverOrderResponse]]:
+        """Records that a shipped order reached the buyer."""
+
+    @_abc_1.abstractmethod
+    def ApproveOrder(
+        self,
+        request: _order_pb2.ApproveOrderRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_order_pb2.ApproveOrderResponse, _abc.Awaitable[_order_pb2.ApproveOrderResponse]]:
+        """Lets an order out of the review queue (unknown SKUs must be mapped first)."""
+
+    @_abc_1.abstractmethod
+    def RejectOrder(
+        self,
+        request: _order_pb2.RejectOrderRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_order_pb2.RejectOrderResponse, _abc.Awaitable[_order_pb2.RejectOrderResponse]]:
+        """Refuses an order in review: it is cancelled and its stock goes back."""
+
+    @_abc_1.abstractmethod
+    def ListOrderEvents(
+        self,
+        request: _order_pb2.ListOrderEventsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_order_pb2.ListOrderEventsResponse, _abc.Awaitable[_order_pb2.ListOrderEventsResponse]]:
+        """Everything that happened to an order: who, when, why."""
+
+    @_abc_1.abstractmethod
+    def WatchOrders(
+        self,
+        request: _order_pb2.WatchOrdersRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_order_pb2.WatchOrdersResponse], _abc.AsyncIterator[_order_pb2.WatchOrdersResponse]]:
+        """Streams order changes as they happen, optionally filtered."""
 
 def add_OrderServiceServicer_to_server(servicer: OrderServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -52,14 +52,18 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_order_events")),
     )
     with op.batch_alter_table("order_events", schema=None) as batch_op:
-        batch_op.create_index(
-            "ix_order_events_order_id_version", ["order_id", "version"], unique=True
+        batch_op.create_index("ix_order_events_order_id", ["order_id"], unique=False)
+    with op.batch_alter_table("orders", schema=None) as batch_op:
+        batch_op.add_column(
+            sa.Column("hold_key", sa.String(length=64), nullable=False, server_default="")
         )
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("orders", schema=None) as batch_op:
+        batch_op.drop_column("hold_key")
     with op.batch_alter_table("order_events", schema=None) as batch_op:
-        batch_op.drop_index("ix_order_events_order_id_version")
+        batch_op.drop_index("ix_order_events_order_id")
 
     op.drop_table("order_events")
     op.drop_table("poll_cursors")
