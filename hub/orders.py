@@ -53,10 +53,11 @@ from hub.domain.orders import (
     AfterSaleType,
     OrderLine,
     OrderStatus,
+    PlatformOrder,
     TranslationError,
 )
 from hub.inventory import Inventory, LineInput, ShardUnavailable
-from hub.store.dead_letters import DeadLetters, NewLetter
+from hub.store.dead_letters import DeadLetters, Letter, LetterStatus, NewLetter, ReplayOutcome
 from hub.store.master_data import MasterData
 from hub.store.orders import PLATFORM_ACTOR, OrderEvent, OrderStore, Saved, StoredOrder
 
@@ -64,6 +65,16 @@ from hub.store.orders import PLATFORM_ACTOR, OrderEvent, OrderStore, Saved, Stor
 REPLACEMENT = "replacement"
 
 SOURCE = "orders"
+UNTRANSLATABLE = "UNTRANSLATABLE"
+
+
+def untranslatable(platform: str, err: TranslationError) -> InvalidRequest:
+    """The INVALID_ARGUMENT for a payload that cannot be translated, naming the field."""
+    field = "platform" if err.field == "platform" else f"payload.{err.field or ''}"
+    return InvalidRequest(
+        f"the {platform} order cannot be translated ({err}); it is kept as a dead letter",
+        field=field.rstrip("."),
+    )
 
 
 class OrderIntake:
@@ -95,11 +106,46 @@ class OrderIntake:
             order = registry.translate(platform, payload, shop_id)
         except TranslationError as err:
             await asyncio.to_thread(self._keep, platform, shop_id, payload, err)
-            field = "platform" if err.field == "platform" else f"payload.{err.field or ''}"
-            raise InvalidRequest(
-                f"the {platform} order cannot be translated ({err}); it is kept as a dead letter",
-                field=field.rstrip("."),
-            ) from err
+            raise untranslatable(platform, err) from err
+        return await self._take(order)
+
+    async def replay(self, letters: Sequence[Letter]) -> list[ReplayOutcome]:
+        """Translate kept payloads again (after a fix); each ends replayed or stays open."""
+        outcomes: list[ReplayOutcome] = []
+        for letter in letters:
+            if letter.status is not LetterStatus.OPEN:
+                outcomes.append(ReplayOutcome(letter.letter_id, letter.status, reason="not open"))
+                continue
+            platform = letter.headers.get("platform", "")
+            shop_id = letter.headers.get("shop_id", "")
+            try:
+                if not platform or not shop_id:
+                    raise TranslationError("", "the letter does not say its platform and shop")
+                order = registry.translate(platform, letter.payload, shop_id)
+                saved = await self._take(order)
+            except TranslationError as err:
+                outcome = ReplayOutcome(
+                    letter.letter_id, LetterStatus.OPEN, False, UNTRANSLATABLE, str(err)
+                )
+            except (InventoryError, ShardUnavailable) as err:
+                outcome = ReplayOutcome(
+                    letter.letter_id, LetterStatus.OPEN, False, letter.error, str(err)
+                )
+            else:
+                outcome = ReplayOutcome(letter.letter_id, LetterStatus.REPLAYED, saved.duplicate)
+            await asyncio.to_thread(
+                self._dead.resolve,
+                letter.letter_id,
+                outcome.status,
+                error=outcome.error,
+                reason=outcome.reason,
+            )
+            outcomes.append(outcome)
+        return outcomes
+
+    async def _take(self, order: PlatformOrder) -> Saved:
+        """Map SKUs, tag, place, store and settle the stock of a translated order."""
+        platform, shop_id = order.platform, order.shop_id
         mapped = await asyncio.to_thread(
             self._master.resolve_platform_skus,
             platform,
@@ -415,7 +461,7 @@ class OrderIntake:
                     event_id="",
                     headers={"platform": platform, "shop_id": shop_id},
                     payload=data,
-                    error="UNTRANSLATABLE",
+                    error=UNTRANSLATABLE,
                     reason=str(err),
                 )
             ]

@@ -63,7 +63,7 @@ async def start_server(hub: Hub, address: str) -> HubServer:
     )
     assert hub.dead_letters is not None
     wms_pb2_grpc.add_WmsServiceServicer_to_server(
-        WmsServicer(hub.wms, hub.dead_letters, hub.relay), server
+        WmsServicer(hub.wms, hub.dead_letters, hub.relay, hub.orders.replay), server
     )
     # Filled in by the orders and routing work; until then they answer UNIMPLEMENTED.
     order_pb2_grpc.add_OrderServiceServicer_to_server(OrderServicer(hub.orders, hub.nats), server)

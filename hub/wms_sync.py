@@ -33,7 +33,7 @@ from adapters.wms import Codes, PoisonEvent, decode
 from hub.domain.inventory import InvalidRequest, InventoryError, UnknownSku, UnknownWarehouse
 from hub.domain.movements import MovementResult, StockMovement
 from hub.inventory import Inventory
-from hub.store.dead_letters import DeadLetters, Letter, LetterStatus, NewLetter
+from hub.store.dead_letters import DeadLetters, Letter, LetterStatus, NewLetter, ReplayOutcome
 from hub.streams import ensure_stream
 
 log = logging.getLogger("orderhub.wms")
@@ -62,17 +62,6 @@ class SyncCounters:
     dead_lettered: int = 0
     last_applied_at: datetime | None = None
     batches: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class ReplayOutcome:
-    """What a replay did to one dead letter."""
-
-    letter_id: int
-    status: LetterStatus
-    duplicate: bool = False
-    error: str = ""
-    reason: str = ""
 
 
 @dataclass(slots=True)

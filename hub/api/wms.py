@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import grpc
@@ -10,11 +11,14 @@ import grpc
 from hub.api import convert
 from hub.api.errors import abort, invalid
 from hub.relay import OutboxRelay, backlog
-from hub.store.dead_letters import DeadLetters, Letter, LetterStatus
+from hub.store.dead_letters import DeadLetters, Letter, LetterStatus, ReplayOutcome
+from hub.wms_sync import SOURCE as WMS_SOURCE
 from hub.wms_sync import WmsSync
 from orderhub.v1 import wms_pb2, wms_pb2_grpc
 
 Context = grpc.aio.ServicerContext[Any, Any]
+#: Replays kept platform payloads (``OrderIntake.replay``).
+Replayer = Callable[[Sequence[Letter]], Awaitable[list[ReplayOutcome]]]
 
 _STATUS_TO_PB = {
     LetterStatus.OPEN: wms_pb2.DEAD_LETTER_STATUS_OPEN,
@@ -42,14 +46,22 @@ def dead_letter(letter: Letter) -> wms_pb2.DeadLetter:
         updated_at=convert.timestamp(letter.updated_at),
         headers=letter.headers,
         payload=letter.payload,
+        source=letter.source,
     )
 
 
 class WmsServicer(wms_pb2_grpc.WmsServiceServicer):
     """Dead letters and sync status."""
 
-    def __init__(self, sync: WmsSync, dead_letters: DeadLetters, relay: OutboxRelay) -> None:
+    def __init__(
+        self,
+        sync: WmsSync,
+        dead_letters: DeadLetters,
+        relay: OutboxRelay,
+        replay_orders: Replayer | None = None,
+    ) -> None:
         self._sync = sync
+        self._replay_orders = replay_orders
         self._dead = dead_letters
         self._relay = relay
 
@@ -70,7 +82,13 @@ class WmsServicer(wms_pb2_grpc.WmsServiceServicer):
                 after = int(request.page_token)
             except ValueError:
                 await abort(context, invalid("page_token", "page_token is not one we gave out"))
-        letters = await asyncio.to_thread(self._dead.listing, status, after=after, limit=size + 1)
+        letters = await asyncio.to_thread(
+            self._dead.listing,
+            status,
+            after=after,
+            limit=size + 1,
+            source=request.source.strip().lower(),
+        )
         more = len(letters) > size
         letters = letters[:size]
         return wms_pb2.ListDeadLettersResponse(
@@ -96,7 +114,7 @@ class WmsServicer(wms_pb2_grpc.WmsServiceServicer):
                 )
         else:
             await abort(context, invalid("letter_ids", "give letter_ids or set all_open"))
-        outcomes = await self._sync.replay(letters)
+        outcomes = await self._replay(letters)
         return wms_pb2.ReplayDeadLettersResponse(
             results=[
                 wms_pb2.ReplayResult(
@@ -109,6 +127,21 @@ class WmsServicer(wms_pb2_grpc.WmsServiceServicer):
                 for o in outcomes
             ]
         )
+
+    async def _replay(self, letters: Sequence[Letter]) -> list[ReplayOutcome]:
+        """Each letter replayed by the part of the hub it came from, answers in order."""
+        stock = [x for x in letters if x.source == WMS_SOURCE]
+        orders = [x for x in letters if x.source != WMS_SOURCE]
+        done = {o.letter_id: o for o in await self._sync.replay(stock)} if stock else {}
+        if orders:
+            if self._replay_orders is None:
+                for x in orders:
+                    done[x.letter_id] = ReplayOutcome(
+                        x.letter_id, x.status, reason="orders cannot be replayed here"
+                    )
+            else:
+                done.update({o.letter_id: o for o in await self._replay_orders(orders)})
+        return [done[x.letter_id] for x in letters]
 
     async def DiscardDeadLetters(
         self, request: wms_pb2.DiscardDeadLettersRequest, context: Context

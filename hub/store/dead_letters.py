@@ -58,6 +58,17 @@ class Letter:
     updated_at: datetime
 
 
+@dataclass(frozen=True, slots=True)
+class ReplayOutcome:
+    """What a replay did to one dead letter."""
+
+    letter_id: int
+    status: LetterStatus
+    duplicate: bool = False
+    error: str = ""
+    reason: str = ""
+
+
 class DeadLetters:
     """Keeps, lists and resolves dead letters."""
 
@@ -96,9 +107,14 @@ class DeadLetters:
             )
 
     def listing(
-        self, status: LetterStatus = LetterStatus.OPEN, *, after: int = 0, limit: int = 100
+        self,
+        status: LetterStatus = LetterStatus.OPEN,
+        *,
+        after: int = 0,
+        limit: int = 100,
+        source: str = "",
     ) -> list[Letter]:
-        """Letters with a status, oldest first, after a letter id."""
+        """Letters with a status (and from one source, if given), oldest first, after an id."""
         t = schema.dead_letters
         query = (
             select(t)
@@ -106,6 +122,8 @@ class DeadLetters:
             .order_by(t.c.letter_id)
             .limit(limit)
         )
+        if source:
+            query = query.where(t.c.source == source)
         with self._engine.connect() as conn:
             return [_letter(r) for r in conn.execute(query)]
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import tomllib
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -13,11 +14,14 @@ import pytest
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
+from adapters import registry
+from adapters.mapping import parse_mapping
 from hub.app import Hub
 from hub.store.dead_letters import LetterStatus
-from orderhub.v1 import order_pb2, order_pb2_grpc, stock_pb2, stock_pb2_grpc
+from orderhub.v1 import order_pb2, order_pb2_grpc, stock_pb2, stock_pb2_grpc, wms_pb2, wms_pb2_grpc
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "platforms"
+ADAPTER_CHANNELS = Path(registry.__file__).resolve().parent / "channels"
 
 
 def fixture(name: str) -> dict[str, Any]:
@@ -239,3 +243,37 @@ async def test_orders_are_listed_by_platform_queue_and_tag_a_page_at_a_time(
     with pytest.raises(grpc.aio.AioRpcError) as bad:
         await orders.ListOrders(order_pb2.ListOrdersRequest(status=99))  # type: ignore[arg-type]
     assert bad.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_a_kept_payload_is_replayed_once_its_channel_is_configured(
+    orders: order_pb2_grpc.OrderServiceStub, channel: grpc.aio.Channel, unique: str
+) -> None:
+    name = f"wc{unique.lower()}"
+    shop = f"{unique}-wc"
+    payload = fixture("woocommerce_order_created.json")
+    with pytest.raises(grpc.aio.AioRpcError) as unknown:
+        await ingest(orders, name, shop, payload)
+    assert unknown.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    wms = wms_pb2_grpc.WmsServiceStub(channel)
+    listed = await wms.ListDeadLetters(
+        wms_pb2.ListDeadLettersRequest(source="orders", page_size=1000)
+    )
+    mine = [x for x in listed.dead_letters if x.headers.get("shop_id") == shop]
+    assert len(mine) == 1 and mine[0].source == "orders" and mine[0].error == "UNTRANSLATABLE"
+    only_wms = await wms.ListDeadLetters(wms_pb2.ListDeadLettersRequest(source="wms"))
+    assert all(x.source == "wms" for x in only_wms.dead_letters)
+
+    # The fix: the channel gets its mapping file. The kept payload is replayed into an order.
+    text = (ADAPTER_CHANNELS / "woocommerce.toml").read_text()
+    data = tomllib.loads(text) | {"name": name}
+    registry.register_channel(name, parse_mapping(data))
+    replayed = await wms.ReplayDeadLetters(
+        wms_pb2.ReplayDeadLettersRequest(letter_ids=[mine[0].letter_id])
+    )
+    assert [r.status for r in replayed.results] == [wms_pb2.DEAD_LETTER_STATUS_REPLAYED]
+    found = await orders.ListOrders(order_pb2.ListOrdersRequest(platform=name, shop_id=shop))
+    assert len(found.orders) == 1 and found.orders[0].platform_order_id
+    again = await wms.ReplayDeadLetters(
+        wms_pb2.ReplayDeadLettersRequest(letter_ids=[mine[0].letter_id])
+    )
+    assert [r.reason for r in again.results] == ["not open"]

@@ -150,6 +150,7 @@ class DeadLetter(_message.Message):
     UPDATED_AT_FIELD_NUMBER: _builtins.int
     HEADERS_FIELD_NUMBER: _builtins.int
     PAYLOAD_FIELD_NUMBER: _builtins.int
+    SOURCE_FIELD_NUMBER: _builtins.int
     letter_id: _builtins.int
     subject: _builtins.str
     stream: _builtins.str
@@ -166,6 +167,10 @@ class DeadLetter(_message.Message):
     attempts: _builtins.int
     """How many times it was tried (delivery and replays)."""
     payload: _builtins.bytes
+    source: _builtins.str
+    """Where it came from: "wms" (stock events), "orders" (IngestPlatformOrder, pollers) or
+    "webhook" (platform pushes).
+    """
     @_builtins.property
     def received_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -188,10 +193,11 @@ class DeadLetter(_message.Message):
         updated_at: _timestamp_pb2.Timestamp | None = ...,
         headers: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
         payload: _builtins.bytes = ...,
+        source: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["received_at", b"received_at", "updated_at", b"updated_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "error", b"error", "event_id", b"event_id", "headers", b"headers", "letter_id", b"letter_id", "payload", b"payload", "reason", b"reason", "received_at", b"received_at", "status", b"status", "stream", b"stream", "stream_sequence", b"stream_sequence", "subject", b"subject", "updated_at", b"updated_at"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "error", b"error", "event_id", b"event_id", "headers", b"headers", "letter_id", b"letter_id", "payload", b"payload", "reason", b"reason", "received_at", b"received_at", "source", b"source", "status", b"status", "stream", b"stream", "stream_sequence", b"stream_sequence", "subject", b"subject", "updated_at", b"updated_at"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -204,22 +210,26 @@ class ListDeadLettersRequest(_message.Message):
     STATUS_FIELD_NUMBER: _builtins.int
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    SOURCE_FIELD_NUMBER: _builtins.int
     status: Global___DeadLetterStatus.ValueType
     """Unset lists the open ones."""
     page_size: _builtins.int
     """At most this many (default 100, at most 1000)."""
     page_token: _builtins.str
     """From a previous answer's next_page_token."""
+    source: _builtins.str
+    """Only letters from this source ("wms", "orders", "webhook"); empty lists every source."""
     def __init__(
         self,
         *,
         status: Global___DeadLetterStatus.ValueType = ...,
         page_size: _builtins.int = ...,
         page_token: _builtins.str = ...,
+        source: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token", "status", b"status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token", "source", b"source", "status", b"status"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
