@@ -87,6 +87,7 @@ def spawn_hub(url: str, shards: int, extra_env: Mapping[str, str] | None = None)
     env.update(
         ORDERHUB_DATABASE_URL=url,
         ORDERHUB_GRPC_ADDR=f"127.0.0.1:{port}",
+        ORDERHUB_HTTP_ADDR="127.0.0.1:0",
         ORDERHUB_DATA_DIR=str(data_dir),
         ORDERHUB_INVENTORY_SHARDS=str(shards),
         ORDERHUB_LOG_FORMAT="text",

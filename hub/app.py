@@ -18,10 +18,12 @@ from hub.inventory import Inventory, ShardLink
 from hub.orders import OrderIntake
 from hub.relay import OutboxRelay
 from hub.settings import Settings
+from hub.shops import Shops
 from hub.store.db import make_engine, upgrade
 from hub.store.dead_letters import DeadLetters
 from hub.store.master_data import MasterData
 from hub.store.orders import OrderStore
+from hub.webhooks import WebhookReceiver
 from hub.wms_sync import WmsSync
 
 log = logging.getLogger("orderhub.hub")
@@ -44,6 +46,10 @@ class Hub:
         self._relay: OutboxRelay | None = None
         self.dead_letters: DeadLetters | None = None
         self._orders: OrderIntake | None = None
+        self.shops = Shops()
+        self.webhooks: WebhookReceiver | None = None
+        #: The port the webhook receiver listens on (after start; 0 when it is off).
+        self.http_port = 0
 
     @property
     def inventory(self) -> Inventory:
@@ -81,6 +87,8 @@ class Hub:
         if s.wms_deliver not in ("all", "new"):
             raise ValueError(f"ORDERHUB_WMS_DELIVER must be 'all' or 'new', not {s.wms_deliver!r}")
         s.data_dir.mkdir(parents=True, exist_ok=True)
+        # A wrong shops file stops the start here, before anything is running.
+        self.shops = Shops.load(s.resolved_shops_file())
         url = s.resolved_database_url()
         await asyncio.to_thread(upgrade, url)
         engine = make_engine(url)
@@ -124,6 +132,11 @@ class Hub:
             ack_wait_s=s.wms_ack_wait_s,
         )
         await self._wms.start()
+        if s.http_addr:
+            self.webhooks = WebhookReceiver(
+                self._orders, self.shops, self.dead_letters, fetch_order=None
+            )
+            self.http_port = await self.webhooks.start(s.http_addr)
         log.info(
             "hub started",
             extra={
@@ -131,6 +144,10 @@ class Hub:
                 "nats": nats_url,
                 "ray": s.ray_address or "local",
                 "inventory_shards": s.inventory_shards,
+                "shops": len(self.shops),
+                "webhooks": f"{s.http_addr.rsplit(':', 1)[0]}:{self.http_port}"
+                if self.webhooks
+                else "off",
             },
         )
 
@@ -162,6 +179,8 @@ class Hub:
 
     async def stop(self) -> None:
         """Stop what this hub started, in reverse order."""
+        if self.webhooks is not None:
+            await self.webhooks.stop()
         if self._wms is not None:
             await self._wms.stop()
         if self._inventory is not None:

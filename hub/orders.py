@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -61,11 +61,18 @@ from hub.store.dead_letters import DeadLetters, Letter, LetterStatus, NewLetter,
 from hub.store.master_data import MasterData
 from hub.store.orders import PLATFORM_ACTOR, OrderEvent, OrderStore, Saved, StoredOrder
 
+#: Fetches a platform order's full JSON: (platform, shop_id, platform order id) → JSON.
+Fetcher = Callable[[str, str, str], Awaitable[str]]
+
 #: The tag of an outbound order that replaces goods (an exchange or a resend).
 REPLACEMENT = "replacement"
 
 SOURCE = "orders"
 UNTRANSLATABLE = "UNTRANSLATABLE"
+
+
+class FetchFailed(Exception):
+    """A platform order named by id could not be fetched."""
 
 
 def untranslatable(platform: str, err: TranslationError) -> InvalidRequest:
@@ -91,6 +98,9 @@ class OrderIntake:
         self._master = master
         self._dead = dead_letters
         self._inventory = inventory
+        #: Fetches a platform order's full JSON by id (platform, shop_id, order id); set
+        #: when the hub can call the platforms' APIs. Replays pushes that named ids only.
+        self.fetch_order: Fetcher | None = None
 
     async def ingest(self, platform: str, shop_id: str, payload: str | bytes) -> Saved:
         """Translate and store one platform order; a repeat answers ``duplicate``."""
@@ -121,11 +131,26 @@ class OrderIntake:
             try:
                 if not platform or not shop_id:
                     raise TranslationError("", "the letter does not say its platform and shop")
-                order = registry.translate(platform, letter.payload, shop_id)
+                payload: str | bytes = letter.payload
+                named = letter.headers.get("platform_order_id", "")
+                if named:  # a push that named the order by id only: fetch it now
+                    if self.fetch_order is None:
+                        raise TranslationError("", "no order fetcher is configured")
+                    try:
+                        payload = await self.fetch_order(platform, shop_id, named)
+                    except Exception as err:  # the platform call failed: try again later
+                        raise TranslationError(
+                            "", f"fetching order {named} failed: {err!r}"
+                        ) from err
+                order = registry.translate(platform, payload, shop_id)
                 saved = await self._take(order)
             except TranslationError as err:
                 outcome = ReplayOutcome(
                     letter.letter_id, LetterStatus.OPEN, False, UNTRANSLATABLE, str(err)
+                )
+            except FetchFailed as err:
+                outcome = ReplayOutcome(
+                    letter.letter_id, LetterStatus.OPEN, False, "FETCH_FAILED", str(err)
                 )
             except (InventoryError, ShardUnavailable) as err:
                 outcome = ReplayOutcome(

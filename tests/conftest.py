@@ -32,6 +32,15 @@ PG_ADMIN_URL = os.environ.get(
 NATS_URL = os.environ.get("ORDERHUB_TEST_NATS_URL", "nats://127.0.0.1:4222")
 REQUIRE_SERVICES = os.environ.get("ORDERHUB_TEST_REQUIRE_SERVICES") == "1"
 BACKENDS = ["sqlite", "postgresql"]
+#: The shops the shared end-to-end hub knows (its shops.toml).
+E2E_SHOPIFY_SHOP = "e2e-shopify"
+E2E_WEBHOOK_SECRET = "e2e-webhook-secret"
+E2E_SHOPS = f"""
+[[shop]]
+platform = "shopify"
+shop_id = "{E2E_SHOPIFY_SHOP}"
+webhook_secret = "{E2E_WEBHOOK_SECRET}"
+"""
 
 
 def _reachable(url: str, default_port: int) -> bool:
@@ -115,6 +124,7 @@ def hub_settings(database_url: str, data_dir: Path, *, shards: int = 2) -> Setti
         # not this hub's business.
         wms_consumer=f"test-{uuid.uuid4().hex[:10]}",
         wms_deliver="new",
+        http_addr="127.0.0.1:0",
     )
 
 
@@ -139,7 +149,9 @@ async def hub(
 ) -> AsyncIterator[Hub]:
     """A hub on PostgreSQL and NATS shared by the end-to-end tests."""
     url = new_database("postgresql")
-    settings = hub_settings(url, tmp_path_factory.mktemp("hub"), shards=3)
+    data_dir = tmp_path_factory.mktemp("hub")
+    (data_dir / "shops.toml").write_text(E2E_SHOPS, encoding="utf-8")
+    settings = hub_settings(url, data_dir, shards=3)
     running = Hub(settings)
     await running.start()
     yield running

@@ -42,6 +42,7 @@ class HubProcess:
             **os.environ,
             "ORDERHUB_DATA_DIR": str(data_dir),
             "ORDERHUB_GRPC_ADDR": f"127.0.0.1:{self.port}",
+            "ORDERHUB_HTTP_ADDR": "127.0.0.1:0",
             "ORDERHUB_INVENTORY_SHARDS": "2",
             "ORDERHUB_LOG_FORMAT": "json",
             **env,
