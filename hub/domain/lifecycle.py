@@ -83,15 +83,12 @@ def next_status(order: PlatformOrder, queue: str, action: OrderAction) -> OrderS
     if action is OrderAction.SHIP:
         if queue == REVIEW:
             raise IllegalTransition("the order waits in review; approve it before shipping")
+        # A settled refund just leaves its line out of the shipment; an open one must be
+        # decided first, or the goods may leave and the money too.
         open_lines = [
             ln.platform_line_id or ln.platform_sku_id
             for ln in order.lines
             if ln.after_sale_state is AfterSaleState.OPEN
-            or (
-                ln.after_sale_type in _GOODS_STAY
-                and ln.after_sale_state is AfterSaleState.DONE
-                and not shipped(order.status)
-            )
         ]
         if open_lines:
             raise IllegalTransition(

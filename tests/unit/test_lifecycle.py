@@ -190,3 +190,9 @@ def test_an_approved_gift_message_does_not_send_a_newer_copy_back_to_review() ->
     assert still.queue == "review" and still.reasons[0].startswith("UNKNOWN_SKU")
     # An order nobody approved keeps its placement.
     assert carry_review(tags, tags, placement, o) == (tags, placement)
+
+
+def test_a_line_refunded_before_shipment_stays_behind_and_the_rest_ships() -> None:
+    o = with_after_sale(order(), 1, AfterSaleType.REFUND_ONLY, AfterSaleState.DONE)
+    assert next_status(o, "", OrderAction.SHIP) is S.SHIPPED
+    assert lines_to_hold(o) == (("TEE", 2),)
