@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import time
@@ -11,9 +12,11 @@ from typing import Any
 import nats
 import ray
 from nats.aio.client import Client as NatsClient
+from nats.aio.msg import Msg
 
 from actors.inventory import ShardTimings, start_shards
 from hub.embedded import EmbeddedNats, EmbeddedRay
+from hub.events import ALERTS
 from hub.inventory import Inventory, ShardLink
 from hub.orders import OrderIntake
 from hub.relay import OutboxRelay
@@ -50,6 +53,9 @@ class Hub:
         self.webhooks: WebhookReceiver | None = None
         #: The port the webhook receiver listens on (after start; 0 when it is off).
         self.http_port = 0
+        self._review_pass = asyncio.Event()
+        self._review_task: asyncio.Task[None] | None = None
+        self._shortfall_sub: Any = None
 
     @property
     def inventory(self) -> Inventory:
@@ -132,6 +138,7 @@ class Hub:
             ack_wait_s=s.wms_ack_wait_s,
         )
         await self._wms.start()
+        await self._follow_shortfalls()
         if s.http_addr:
             self.webhooks = WebhookReceiver(
                 self._orders, self.shops, self.dead_letters, fetch_order=None
@@ -150,6 +157,27 @@ class Hub:
                 else "off",
             },
         )
+
+    async def _follow_shortfalls(self) -> None:
+        """Send orders to review when a warehouse cannot keep their holds (now and later)."""
+        assert self.nats is not None and self._orders is not None
+        orders = self._orders
+
+        async def on_shortfall(_msg: Msg) -> None:
+            self._review_pass.set()
+
+        async def review() -> None:
+            while True:
+                await self._review_pass.wait()
+                self._review_pass.clear()
+                try:
+                    await orders.review_stock_problems()
+                except Exception:  # the database is away: the next alert tries again
+                    log.exception("could not send short orders to review")
+
+        self._review_pass.set()  # once at start: shortfalls while the hub was down
+        self._review_task = asyncio.get_running_loop().create_task(review())
+        self._shortfall_sub = await self.nats.subscribe(f"{ALERTS}.shortfall", cb=on_shortfall)
 
     def _join_ray(self) -> None:
         """Join the configured Ray cluster, or start a local one and join it."""
@@ -181,6 +209,13 @@ class Hub:
         """Stop what this hub started, in reverse order."""
         if self.webhooks is not None:
             await self.webhooks.stop()
+        if self._shortfall_sub is not None:
+            with contextlib.suppress(Exception):
+                await self._shortfall_sub.unsubscribe()
+        if self._review_task is not None:
+            self._review_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._review_task
         if self._wms is not None:
             await self._wms.stop()
         if self._inventory is not None:

@@ -431,6 +431,7 @@ class OrderIntake:
             )
             if written is None:
                 continue
+            await asyncio.to_thread(self.store.resolve_stock_reviews, order_id)
             return (await self._settle_stock(Saved(written, False))).stored
 
     async def reject(self, order_id: str, *, actor: str, reason: str) -> StoredOrder:
@@ -454,6 +455,25 @@ class OrderIntake:
             )
             if written is not None:
                 return written
+
+    async def review_stock_problems(self) -> int:
+        """Send orders whose holds the warehouses could not keep to review; how many moved.
+
+        A shard that finds a warehouse short and no other able to take a hold records a
+        ``review_items`` row (``STOCK_SHORTFALL``) under the hold's key; the order it
+        belongs to waits in review until a person approves it again.
+        """
+        moved = 0
+        for key, reason, detail in await asyncio.to_thread(self.store.open_stock_reviews):
+            stored = await asyncio.to_thread(self.store.get, key.split("~", 1)[0])
+            if stored is None:
+                continue  # a reservation made directly through Reserve, not an order
+            text = f"{reason}: {detail}"
+            if stored.queue == REVIEW and text in stored.review_reasons:
+                continue
+            await asyncio.to_thread(self.store.send_to_review, stored, text)
+            moved += 1
+        return moved
 
     async def history(self, order_id: str) -> list[OrderEvent]:
         """What happened to an order, oldest first."""

@@ -163,6 +163,30 @@ class OrderStore:
         with self._engine.begin() as conn:
             self._log(conn, current, current.order, current.queue, events, actor, details)
 
+    def open_stock_reviews(self) -> list[tuple[str, str, str]]:
+        """Unresolved stock problems of holds: (hold key, reason, detail), oldest first."""
+        t = schema.review_items
+        with self._engine.connect() as conn:
+            rows = conn.execute(
+                select(t.c.order_id, t.c.reason, t.c.detail)
+                .where(t.c.resolved_at.is_(None))
+                .order_by(t.c.item_id)
+            )
+            return [(r.order_id, r.reason, r.detail) for r in rows]
+
+    def resolve_stock_reviews(self, order_id: str) -> None:
+        """Mark the stock problems of an order's holds (any key) resolved."""
+        t = schema.review_items
+        with self._engine.begin() as conn:
+            conn.execute(
+                update(t)
+                .where(
+                    (t.c.order_id == order_id) | t.c.order_id.like(f"{order_id}~%"),
+                    t.c.resolved_at.is_(None),
+                )
+                .values(resolved_at=datetime.now(UTC))
+            )
+
     def history(self, order_id: str) -> list[OrderEvent]:
         """An order's recorded events, oldest first."""
         t = schema.order_events

@@ -14,9 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+import nats
 import pytest
 
 from orderhub.v1 import order_pb2, order_pb2_grpc, stock_pb2, stock_pb2_grpc
+from tests.conftest import NATS_URL
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "platforms"
 DOUYIN = json.loads((FIXTURES / "douyin_order_detail_sample.json").read_text())
@@ -313,3 +315,37 @@ async def test_an_exchange_after_delivery_expects_the_goods_back_and_sends_a_rep
     await ingest(orders, shop, douyin(1716090000, order_status=5, lines={0: exchange}))
     listed = await orders.ListOrders(order_pb2.ListOrdersRequest(shop_id=shop, tag="replacement"))
     assert [o.order_id for o in listed.orders] == [replacement.order_id]
+
+
+async def test_an_order_whose_warehouse_comes_up_short_waits_in_review(
+    orders: order_pb2_grpc.OrderServiceStub, stock: stock_pb2_grpc.StockServiceStub, unique: str
+) -> None:
+    shop = f"{unique}-dy"
+    wh = await setup_shop(stock, unique, shop)
+    order = await ingest(orders, shop, douyin(1716000302, lines={1: NO_REFUND}))
+    assert order.queue == "" and await levels(stock, f"{unique}-{CODES[0]}") == (10, 2)
+
+    watch = orders.WatchOrders(order_pb2.WatchOrdersRequest(shop_id=shop, kinds=["queued"]))
+    await watch.initial_metadata()
+    # The warehouse counts the T-shirts and finds none: no other warehouse can take the hold.
+    nc = await nats.connect(NATS_URL)
+    try:
+        body = {"event_id": f"{unique}-count", "sku": f"{unique}-{CODES[0]}", "type": "COUNT"}
+        await nc.jetstream().publish(
+            f"wms.events.{wh}",
+            json.dumps(body | {"quantity": 0}).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+    finally:
+        await nc.close()
+    seen = await asyncio.wait_for(watch.read(), 20)
+    watch.cancel()
+    assert seen.event.order_id == order.order_id and seen.order.queue == "review"
+    assert seen.order.review_reasons[-1].startswith("STOCK_SHORTFALL")
+
+    # Stock arrives; a person approves it again and it is held again.
+    await stock.SetStock(
+        stock_pb2.SetStockRequest(warehouse_id=wh, sku=f"{unique}-{CODES[0]}", on_hand=5)
+    )
+    approved = await orders.ApproveOrder(order_pb2.ApproveOrderRequest(order_id=order.order_id))
+    assert approved.order.queue == "" and not approved.order.review_reasons
