@@ -1,14 +1,17 @@
 """Taking a translated order in: tags from notes, the queue it waits in, and updates.
 
 Pure rules. A buyer's note says what a person would read in it: an exchange (换货), a rush
-(加急), a gift message, an invoice request. Tags route the order to a queue; anything a
-machine must not decide alone (an unknown SKU, a custom gift message) goes to review.
+(加急), a gift message, an invoice request, another address. The words are data
+(``note_rules.toml``). Tags route the order to a queue; anything a machine must not decide
+alone (an unknown SKU, a custom gift message, an address change) goes to review.
 An update from the platform applies only if it is newer and does not move the order back.
 """
 
 from __future__ import annotations
 
+import importlib.resources
 import re
+import tomllib
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
@@ -18,19 +21,9 @@ URGENT = "urgent"
 EXCHANGE = "exchange"
 GIFT_MESSAGE = "gift_message"
 INVOICE = "invoice"
+ADDRESS_CHANGE = "address_change"
 #: Set when a person approved the order out of review: what they approved stays approved.
 REVIEWED = "reviewed"
-
-#: Words in a buyer's note and the tag each means (Chinese and English, as buyers write).
-_NOTE_TAGS: tuple[tuple[str, re.Pattern[str]], ...] = (
-    (URGENT, re.compile(r"加急|急用|尽快|越快越好|马上发|今天发|当天发|urgent|asap|rush", re.I)),
-    (EXCHANGE, re.compile(r"换货|换一[个件双]|换成|调换|换尺码|换颜色|exchange", re.I)),
-    (
-        GIFT_MESSAGE,
-        re.compile(r"贺卡|礼物|送人|祝福语|卡片上写|写上|生日快乐|gift|card message", re.I),
-    ),
-    (INVOICE, re.compile(r"发票|开票|抬头|税号|invoice|fapiao", re.I)),
-)
 
 # Queues an order can wait in; "" is the automatic flow.
 REVIEW = "review"
@@ -38,20 +31,63 @@ AFTER_SALES = "after_sales"
 PRIORITY = "priority"
 
 
-#: Words that, just before a keyword, say the buyer does not want it ("不用加急").
-_NEGATION = re.compile(r"(不用|不要|不需要|无需|不必|别|no|not|don'?t|no need to)\s*$", re.I)
+@dataclass(frozen=True, slots=True)
+class NoteTag:
+    """One tag a buyer's note can carry: the words that mean it, and whether to review."""
+
+    name: str
+    pattern: re.Pattern[str]
+    #: The review reason when a person must read the note first; "" when not.
+    review: str = ""
 
 
-def tags_from_note(note: str) -> list[str]:
-    """The tags a buyer's note carries, in a fixed order; "不用加急" is not a rush."""
-    return [
-        tag
-        for tag, pattern in _NOTE_TAGS
-        if any(
-            not _NEGATION.search(note[max(0, m.start() - 12) : m.start()])
-            for m in pattern.finditer(note)
+@dataclass(frozen=True, slots=True)
+class NoteRules:
+    """Tags and the negation that cancels a word, as read from a rules file."""
+
+    tags: tuple[NoteTag, ...]
+    negation: re.Pattern[str]
+
+    @classmethod
+    def parse(cls, text: str) -> NoteRules:
+        """Rules from the text of a rules file (``note_rules.toml``)."""
+        data = tomllib.loads(text)
+        tags = tuple(
+            NoteTag(
+                name=str(t["name"]),
+                pattern=re.compile("|".join(str(w) for w in t["words"]), re.I),
+                review=str(t.get("review", "")),
+            )
+            for t in data.get("tag", [])
         )
-    ]
+        return cls(tags, re.compile(str(data["negation"]), re.I))
+
+    def tags_of(self, note: str) -> list[str]:
+        """The tags a note carries, in the rules' order; a negated word does not count."""
+        return [
+            tag.name
+            for tag in self.tags
+            if any(
+                not self.negation.search(note[max(0, m.start() - 12) : m.start()])
+                for m in tag.pattern.finditer(note)
+            )
+        ]
+
+    def review_reasons(self, tags: Iterable[str]) -> list[str]:
+        """Why a person must read the note first, for the tags that ask it."""
+        present = set(tags)
+        return [t.review for t in self.tags if t.review and t.name in present]
+
+
+#: The rules shipped with the hub (``hub/domain/note_rules.toml``).
+RULES = NoteRules.parse(
+    (importlib.resources.files("hub.domain") / "note_rules.toml").read_text(encoding="utf-8")
+)
+
+
+def tags_from_note(note: str, rules: NoteRules = RULES) -> list[str]:
+    """The tags a buyer's note carries, in a fixed order; "不用加急" is not a rush."""
+    return rules.tags_of(note)
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,15 +98,19 @@ class Placement:
     reasons: tuple[str, ...]
 
 
-def place(order: PlatformOrder, tags: Iterable[str], unknown_skus: Iterable[str]) -> Placement:
+def place(
+    order: PlatformOrder,
+    tags: Iterable[str],
+    unknown_skus: Iterable[str],
+    rules: NoteRules = RULES,
+) -> Placement:
     """The queue for an order: review when a person must decide, else by its tags."""
     tags = set(tags)
     reasons: list[str] = []
     unknown = sorted(set(unknown_skus))
     if unknown:
         reasons.append("UNKNOWN_SKU: no internal SKU for " + ", ".join(unknown))
-    if GIFT_MESSAGE in tags:
-        reasons.append("GIFT_MESSAGE: a custom message to print")
+    reasons.extend(rules.review_reasons(tags))
     if not order.lines:
         reasons.append("NO_LINES: the order has no lines")
     if reasons:
@@ -89,18 +129,23 @@ def queue_for(order: PlatformOrder, tags: Iterable[str]) -> str:
 
 
 def carry_review(
-    stored_tags: Iterable[str], tags: Iterable[str], placement: Placement, order: PlatformOrder
+    stored_tags: Iterable[str],
+    tags: Iterable[str],
+    placement: Placement,
+    order: PlatformOrder,
+    rules: NoteRules = RULES,
 ) -> tuple[list[str], Placement]:
     """Tags and placement of a newer copy of an order a person already approved.
 
-    What the person judged (a gift message) does not send it back to review; what a
-    machine must still fix (an unknown SKU, no lines) does.
+    What the person judged (a gift message, an address change in the note) does not send
+    it back to review; what a machine must still fix (an unknown SKU, no lines) does.
     """
     tags = list(tags)
     if REVIEWED not in stored_tags:
         return tags, placement
     tags.append(REVIEWED)
-    reasons = tuple(r for r in placement.reasons if not r.startswith("GIFT_MESSAGE"))
+    judged = set(rules.review_reasons(tags))
+    reasons = tuple(r for r in placement.reasons if r not in judged)
     if reasons:
         return tags, Placement(REVIEW, reasons)
     return tags, Placement(queue_for(order, tags), ())

@@ -11,6 +11,8 @@ from hub.domain.intake import (
     AFTER_SALES,
     PRIORITY,
     REVIEW,
+    NoteRules,
+    Placement,
     holds_stock,
     merge,
     place,
@@ -58,6 +60,9 @@ def order(
         ("不用加急，周一前到就行", []),
         ("No need to rush, not urgent", []),
         ("别加急。要开发票", ["invoice"]),
+        ("地址写错了，改地址到西湖区文三路 1 号", ["address_change"]),
+        ("Wrong address, please change my address", ["address_change"]),
+        ("不用改地址", []),
         ("", []),
     ],
 )
@@ -108,3 +113,23 @@ def test_which_statuses_hold_and_release_stock() -> None:
     assert not holds_stock(OrderStatus.PENDING_PAYMENT)
     assert releases_stock(OrderStatus.CANCELLED) and releases_stock(OrderStatus.CLOSED)
     assert not releases_stock(OrderStatus.SHIPPED)
+
+
+def test_an_address_change_waits_for_a_person() -> None:
+    placed = place(order(), tags_from_note("麻烦改地址，寄到公司"), [])
+    assert placed == Placement(REVIEW, ("ADDRESS_CHANGE: the buyer asks for another address",))
+
+
+def test_note_rules_are_data_a_deployment_can_change() -> None:
+    rules = NoteRules.parse(
+        """
+negation = "(不要)$"
+[[tag]]
+name = "fragile"
+words = ["易碎", "fragile"]
+review = "FRAGILE: pack by hand"
+"""
+    )
+    assert rules.tags_of("易碎品，轻拿轻放") == ["fragile"]
+    assert rules.tags_of("不要易碎包装") == []
+    assert place(order(), ["fragile"], [], rules) == Placement(REVIEW, ("FRAGILE: pack by hand",))
