@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from hub import logs
+from hub.cli_reconcile import add_arguments as add_reconcile_arguments
 from hub.settings import Settings
 
 log = logging.getLogger("orderhub.cli")
@@ -22,9 +23,9 @@ def _settings(args: argparse.Namespace) -> Settings:
     s = Settings.from_env()
     if getattr(args, "data_dir", None):
         s.data_dir = Path(args.data_dir)
-    for name in ("grpc_addr", "database_url", "nats_url", "ray_address"):
+    for name in ("grpc_addr", "database_url", "nats_url", "ray_address", "http_addr", "shops_file"):
         value = getattr(args, name, None)
-        if value:
+        if value or (name == "http_addr" and value == ""):  # --http-addr '' turns it off
             setattr(s, name, value)
     if getattr(args, "shards", None):
         s.inventory_shards = args.shards
@@ -54,6 +55,13 @@ async def _up(settings: Settings, demo: bool) -> int:
         host = settings.grpc_addr.rsplit(":", 1)[0]
         log.info("serving", extra={"grpc_addr": f"{host}:{server.port}"})
         print(f"OrderHub serving on {host}:{server.port}", file=sys.stderr, flush=True)
+        if hub.webhooks is not None:
+            web_host = settings.http_addr.rsplit(":", 1)[0]
+            print(
+                f"Webhooks on http://{web_host}:{hub.http_port}/webhooks/<platform>/<shop_id>",
+                file=sys.stderr,
+                flush=True,
+            )
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -119,6 +127,11 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--nats-url", help="NATS server to use (ORDERHUB_NATS_URL)")
     up.add_argument("--ray-address", help="Ray cluster to join (ORDERHUB_RAY_ADDRESS)")
     up.add_argument("--shards", type=int, help="inventory shard actors (ORDERHUB_INVENTORY_SHARDS)")
+    up.add_argument(
+        "--http-addr",
+        help="webhook listen address (ORDERHUB_HTTP_ADDR, 127.0.0.1:8080; '' turns it off)",
+    )
+    up.add_argument("--shops-file", help="shops file (ORDERHUB_SHOPS_FILE, <data-dir>/shops.toml)")
 
     db = sub.add_parser("db", help="database maintenance")
     db_sub = db.add_subparsers(dest="db_command", required=True)
@@ -152,6 +165,11 @@ def build_parser() -> argparse.ArgumentParser:
     stock.add_argument(
         "--format", choices=["table", "json"], default="table", help="output (table)"
     )
+
+    reconcile = sub.add_parser(
+        "reconcile", help="compare a platform statement with a running hub's orders (对账)"
+    )
+    add_reconcile_arguments(reconcile)
     return parser
 
 
@@ -163,6 +181,10 @@ def main(argv: list[str] | None = None) -> int:
         from hub.cli_stock import run
 
         return run(args)
+    if args.command == "reconcile":
+        from hub.cli_reconcile import run as reconcile
+
+        return reconcile(args)
     settings = _settings(args)
     logs.configure(settings.log_format)
     if args.command == "up":

@@ -10,12 +10,15 @@ from grpc_reflection.v1alpha import reflection
 
 from hub.api.orders import OrderServicer
 from hub.api.pending import PendingRoutingServicer
+from hub.api.reconcile import ReconciliationServicer
 from hub.api.stock import StockServicer
 from hub.api.wms import WmsServicer
 from hub.app import Hub
 from orderhub.v1 import (
     order_pb2,
     order_pb2_grpc,
+    reconcile_pb2,
+    reconcile_pb2_grpc,
     routing_pb2,
     routing_pb2_grpc,
     stock_pb2,
@@ -29,6 +32,7 @@ SERVICES = (
     wms_pb2.DESCRIPTOR.services_by_name["WmsService"].full_name,
     order_pb2.DESCRIPTOR.services_by_name["OrderService"].full_name,
     routing_pb2.DESCRIPTOR.services_by_name["RoutingService"].full_name,
+    reconcile_pb2.DESCRIPTOR.services_by_name["ReconciliationService"].full_name,
 )
 
 
@@ -68,6 +72,9 @@ async def start_server(hub: Hub, address: str) -> HubServer:
     # Filled in by the orders and routing work; until then they answer UNIMPLEMENTED.
     order_pb2_grpc.add_OrderServiceServicer_to_server(OrderServicer(hub.orders, hub.nats), server)
     routing_pb2_grpc.add_RoutingServiceServicer_to_server(PendingRoutingServicer(), server)
+    reconcile_pb2_grpc.add_ReconciliationServiceServicer_to_server(
+        ReconciliationServicer(hub.orders.store), server
+    )
     health_servicer = health.aio.HealthServicer()  # type: ignore[attr-defined]
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(

@@ -8,6 +8,7 @@ import pickle
 import socket
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent import futures
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -32,7 +33,10 @@ from orderhub import (
     Unavailable,
     auth_metadata,
 )
-from orderhub.v1 import stock_pb2
+from orderhub.v1 import order_pb2, stock_pb2
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "platforms"
+DOUYIN_SAMPLE = FIXTURES / "douyin_order_detail_sample.json"
 
 # Waits short enough that retry tests cost milliseconds, not seconds.
 FAST = Backoff(initial=0.001, maximum=0.004, jitter=0.0)
@@ -535,3 +539,23 @@ async def test_watch_availability_yields_changes(client: AsyncOrderHubClient, un
     assert change.level.sku == sku and change.level.warehouse_id == warehouse_id
     assert change.level.on_hand in counts
     assert change.HasField("changed_at")
+
+
+async def test_orders_through_the_client(client: AsyncOrderHubClient, unique: str) -> None:
+    payload = DOUYIN_SAMPLE.read_text()
+    taken = await client.ingest_order("douyin", f"{unique}-dy", payload)
+    order = taken.order
+    assert not taken.duplicate and order.queue == "review"  # its SKUs are not mapped
+    assert (await client.get_order(order.order_id)).order_id == order.order_id
+    listed = await client.list_orders(shop_id=f"{unique}-dy", queue="review")
+    assert [o.order_id for o in listed.orders] == [order.order_id]
+    with pytest.raises(FailedPrecondition):
+        await client.approve_order(order.order_id)
+    with pytest.raises(InvalidArgument):
+        await client.ship_order(order.order_id, "", "")
+    with pytest.raises(NotFound):
+        await client.cancel_order("ord_missing")
+    rejected = await client.reject_order(order.order_id, "test order")
+    assert rejected.status == order_pb2.ORDER_STATUS_CANCELLED
+    kinds = [e.kind for e in await client.order_events(order.order_id)]
+    assert kinds == ["received", "queued", "rejected", "cancelled"]

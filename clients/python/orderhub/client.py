@@ -23,6 +23,7 @@ Waits between attempts grow exponentially with jitter (``Backoff``); the deadlin
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 import time
 from collections.abc import (
@@ -35,6 +36,8 @@ from collections.abc import (
     Sequence,
 )
 from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
 from types import TracebackType
 from typing import Any, Final, NamedTuple, Self, TypeAlias, TypeVar, cast
 
@@ -45,7 +48,10 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_status import rpc_status
 
 from orderhub.v1 import (
+    order_pb2,
     order_pb2_grpc,
+    reconcile_pb2,
+    reconcile_pb2_grpc,
     routing_pb2_grpc,
     stock_pb2,
     stock_pb2_grpc,
@@ -495,6 +501,37 @@ def _health_failure(err: grpc.RpcError) -> OrderHubError | None:
     return OrderHubError.from_rpc_error(err)
 
 
+def _reconcile_request(
+    platform: str,
+    shop_id: str,
+    period_start: datetime,
+    period_end: datetime,
+    statement: bytes | os.PathLike[str],
+    statement_format: str,
+    default_currency: str,
+    columns: Mapping[str, str] | None,
+) -> reconcile_pb2.ReconcileRequest:
+    """The Reconcile request; naive times are refused rather than guessed."""
+    for name, moment in (("period_start", period_start), ("period_end", period_end)):
+        if moment.utcoffset() is None:
+            raise ValueError(f"{name} must be zone-aware")
+    data = statement if isinstance(statement, bytes) else Path(statement).read_bytes()
+    kind = f"STATEMENT_FORMAT_{statement_format.upper() or 'UNSPECIFIED'}"
+    if kind not in reconcile_pb2.StatementFormat.keys():  # noqa: SIM118 - not a dict
+        raise ValueError(f"statement_format must be csv, jsonl or empty, not {statement_format!r}")
+    request = reconcile_pb2.ReconcileRequest(
+        platform=platform,
+        shop_id=shop_id,
+        statement=data,
+        statement_format=reconcile_pb2.StatementFormat.Value(kind),
+        default_currency=default_currency,
+        columns=dict(columns or {}),
+    )
+    request.period_start.FromDatetime(period_start)
+    request.period_end.FromDatetime(period_end)
+    return request
+
+
 # --------------------------------------------------------------------------- clients
 
 
@@ -749,6 +786,74 @@ class OrderHubClient(_ClientBase):
         request = wms_pb2.ReplayDeadLettersRequest(letter_ids=list(letter_ids), all_open=all_open)
         return list(self.call(self.wms.ReplayDeadLetters, request, idempotent=True).results)
 
+    def ingest_order(
+        self, platform: str, shop_id: str, payload: str
+    ) -> order_pb2.IngestPlatformOrderResponse:
+        """Take in a platform's raw order JSON; a repeat answers ``duplicate``."""
+        request = order_pb2.IngestPlatformOrderRequest(
+            platform=platform, shop_id=shop_id, payload=payload
+        )
+        return self.call(self.orders.IngestPlatformOrder, request, idempotent=True)
+
+    def get_order(self, order_id: str) -> order_pb2.Order:
+        """One order by the hub's id."""
+        request = order_pb2.GetOrderRequest(order_id=order_id)
+        return self.call(self.orders.GetOrder, request, idempotent=True).order
+
+    def list_orders(
+        self, *, page_size: int = 100, page_token: str = "", **filters: Any
+    ) -> order_pb2.ListOrdersResponse:
+        """Orders by status, platform, shop_id, tag or queue, a page at a time."""
+        request = order_pb2.ListOrdersRequest(page_size=page_size, page_token=page_token, **filters)
+        return self.call(self.orders.ListOrders, request, idempotent=True)
+
+    def cancel_order(self, order_id: str, reason: str = "") -> order_pb2.Order:
+        """Cancel an order that has not shipped; its stock goes back."""
+        request = order_pb2.CancelOrderRequest(order_id=order_id, reason=reason)
+        return self.call(self.orders.CancelOrder, request).order
+
+    def hold_order(self, order_id: str, reason: str = "") -> order_pb2.Order:
+        """Stop an order from shipping until resumed; its stock stays held."""
+        request = order_pb2.HoldOrderRequest(order_id=order_id, reason=reason)
+        return self.call(self.orders.HoldOrder, request).order
+
+    def resume_order(self, order_id: str, reason: str = "") -> order_pb2.Order:
+        """Let a held order ship again."""
+        request = order_pb2.ResumeOrderRequest(order_id=order_id, reason=reason)
+        return self.call(self.orders.ResumeOrder, request).order
+
+    def ship_order(
+        self, order_id: str, carrier: str, tracking_number: str, *, warehouse_id: str = ""
+    ) -> order_pb2.Order:
+        """Record that an order left the warehouse; its held stock is committed."""
+        request = order_pb2.ShipOrderRequest(
+            order_id=order_id,
+            carrier=carrier,
+            tracking_number=tracking_number,
+            warehouse_id=warehouse_id,
+        )
+        return self.call(self.orders.ShipOrder, request).order
+
+    def deliver_order(self, order_id: str) -> order_pb2.Order:
+        """Record that a shipped order reached the buyer."""
+        request = order_pb2.DeliverOrderRequest(order_id=order_id)
+        return self.call(self.orders.DeliverOrder, request).order
+
+    def approve_order(self, order_id: str, note: str = "") -> order_pb2.Order:
+        """Let an order out of review (map its unknown SKUs first)."""
+        request = order_pb2.ApproveOrderRequest(order_id=order_id, note=note)
+        return self.call(self.orders.ApproveOrder, request).order
+
+    def reject_order(self, order_id: str, reason: str) -> order_pb2.Order:
+        """Refuse an order in review: it is cancelled and its stock goes back."""
+        request = order_pb2.RejectOrderRequest(order_id=order_id, reason=reason)
+        return self.call(self.orders.RejectOrder, request).order
+
+    def order_events(self, order_id: str) -> list[order_pb2.OrderEvent]:
+        """What happened to an order (who, when, why), oldest first."""
+        request = order_pb2.ListOrderEventsRequest(order_id=order_id)
+        return list(self.call(self.orders.ListOrderEvents, request, idempotent=True).events)
+
     def sync_status(self) -> wms_pb2.GetSyncStatusResponse:
         """Where the WMS sync stands: backlog, applied, dead letters, outbox."""
         request = wms_pb2.GetSyncStatusRequest()
@@ -771,6 +876,39 @@ class OrderHubClient(_ClientBase):
             raise OrderHubError.from_rpc_error(err) from err
         finally:
             stream.cancel()  # type: ignore[no-untyped-call]
+
+    def reconcile(
+        self,
+        platform: str,
+        shop_id: str,
+        period_start: datetime,
+        period_end: datetime,
+        statement: bytes | os.PathLike[str],
+        *,
+        statement_format: str = "",
+        default_currency: str = "",
+        columns: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+    ) -> reconcile_pb2.ReconcileResponse:
+        """Compare a platform statement (bytes or a file) with the hub's orders of a shop.
+
+        The period is ``[period_start, period_end)`` (zone-aware); ``statement_format`` is
+        ``csv``, ``jsonl`` or empty to let the hub guess. The answer has both sides' totals
+        and the differences that explain the gap; a bad statement is ``InvalidArgument``
+        with ``field == "statement"`` and the row and column in its message.
+        """
+        request = _reconcile_request(
+            platform,
+            shop_id,
+            period_start,
+            period_end,
+            statement,
+            statement_format,
+            default_currency,
+            columns,
+        )
+        service = reconcile_pb2_grpc.ReconciliationServiceStub(self._channel)
+        return self.call(service.Reconcile, request, idempotent=True, timeout=timeout)
 
 
 class AsyncOrderHubClient(_ClientBase):
@@ -1003,6 +1141,74 @@ class AsyncOrderHubClient(_ClientBase):
         request = wms_pb2.ReplayDeadLettersRequest(letter_ids=list(letter_ids), all_open=all_open)
         return list((await self.call(self.wms.ReplayDeadLetters, request, idempotent=True)).results)
 
+    async def ingest_order(
+        self, platform: str, shop_id: str, payload: str
+    ) -> order_pb2.IngestPlatformOrderResponse:
+        """Take in a platform's raw order JSON; a repeat answers ``duplicate``."""
+        request = order_pb2.IngestPlatformOrderRequest(
+            platform=platform, shop_id=shop_id, payload=payload
+        )
+        return await self.call(self.orders.IngestPlatformOrder, request, idempotent=True)
+
+    async def get_order(self, order_id: str) -> order_pb2.Order:
+        """One order by the hub's id."""
+        request = order_pb2.GetOrderRequest(order_id=order_id)
+        return (await self.call(self.orders.GetOrder, request, idempotent=True)).order
+
+    async def list_orders(
+        self, *, page_size: int = 100, page_token: str = "", **filters: Any
+    ) -> order_pb2.ListOrdersResponse:
+        """Orders by status, platform, shop_id, tag or queue, a page at a time."""
+        request = order_pb2.ListOrdersRequest(page_size=page_size, page_token=page_token, **filters)
+        return await self.call(self.orders.ListOrders, request, idempotent=True)
+
+    async def cancel_order(self, order_id: str, reason: str = "") -> order_pb2.Order:
+        """Cancel an order that has not shipped; its stock goes back."""
+        request = order_pb2.CancelOrderRequest(order_id=order_id, reason=reason)
+        return (await self.call(self.orders.CancelOrder, request)).order
+
+    async def hold_order(self, order_id: str, reason: str = "") -> order_pb2.Order:
+        """Stop an order from shipping until resumed; its stock stays held."""
+        request = order_pb2.HoldOrderRequest(order_id=order_id, reason=reason)
+        return (await self.call(self.orders.HoldOrder, request)).order
+
+    async def resume_order(self, order_id: str, reason: str = "") -> order_pb2.Order:
+        """Let a held order ship again."""
+        request = order_pb2.ResumeOrderRequest(order_id=order_id, reason=reason)
+        return (await self.call(self.orders.ResumeOrder, request)).order
+
+    async def ship_order(
+        self, order_id: str, carrier: str, tracking_number: str, *, warehouse_id: str = ""
+    ) -> order_pb2.Order:
+        """Record that an order left the warehouse; its held stock is committed."""
+        request = order_pb2.ShipOrderRequest(
+            order_id=order_id,
+            carrier=carrier,
+            tracking_number=tracking_number,
+            warehouse_id=warehouse_id,
+        )
+        return (await self.call(self.orders.ShipOrder, request)).order
+
+    async def deliver_order(self, order_id: str) -> order_pb2.Order:
+        """Record that a shipped order reached the buyer."""
+        request = order_pb2.DeliverOrderRequest(order_id=order_id)
+        return (await self.call(self.orders.DeliverOrder, request)).order
+
+    async def approve_order(self, order_id: str, note: str = "") -> order_pb2.Order:
+        """Let an order out of review (map its unknown SKUs first)."""
+        request = order_pb2.ApproveOrderRequest(order_id=order_id, note=note)
+        return (await self.call(self.orders.ApproveOrder, request)).order
+
+    async def reject_order(self, order_id: str, reason: str) -> order_pb2.Order:
+        """Refuse an order in review: it is cancelled and its stock goes back."""
+        request = order_pb2.RejectOrderRequest(order_id=order_id, reason=reason)
+        return (await self.call(self.orders.RejectOrder, request)).order
+
+    async def order_events(self, order_id: str) -> list[order_pb2.OrderEvent]:
+        """What happened to an order (who, when, why), oldest first."""
+        request = order_pb2.ListOrderEventsRequest(order_id=order_id)
+        return list((await self.call(self.orders.ListOrderEvents, request, idempotent=True)).events)
+
     async def sync_status(self) -> wms_pb2.GetSyncStatusResponse:
         """Where the WMS sync stands: backlog, applied, dead letters, outbox."""
         request = wms_pb2.GetSyncStatusRequest()
@@ -1030,3 +1236,35 @@ class AsyncOrderHubClient(_ClientBase):
             raise OrderHubError.from_rpc_error(err) from err
         finally:
             stream.cancel()
+
+    async def reconcile(
+        self,
+        platform: str,
+        shop_id: str,
+        period_start: datetime,
+        period_end: datetime,
+        statement: bytes | os.PathLike[str],
+        *,
+        statement_format: str = "",
+        default_currency: str = "",
+        columns: Mapping[str, str] | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 - the call's gRPC deadline
+    ) -> reconcile_pb2.ReconcileResponse:
+        """Compare a platform statement (bytes or a file) with the hub's orders of a shop.
+
+        As :meth:`OrderHubClient.reconcile`; a file is read in a worker thread.
+        """
+        if not isinstance(statement, bytes):
+            statement = await asyncio.to_thread(Path(statement).read_bytes)
+        request = _reconcile_request(
+            platform,
+            shop_id,
+            period_start,
+            period_end,
+            statement,
+            statement_format,
+            default_currency,
+            columns,
+        )
+        service = reconcile_pb2_grpc.ReconciliationServiceStub(self._channel)
+        return await self.call(service.Reconcile, request, idempotent=True, timeout=timeout)
