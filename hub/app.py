@@ -19,6 +19,7 @@ from hub.embedded import EmbeddedNats, EmbeddedRay
 from hub.events import ALERTS
 from hub.inventory import Inventory, ShardLink
 from hub.orders import OrderIntake
+from hub.pollers import Pollers
 from hub.relay import OutboxRelay
 from hub.settings import Settings
 from hub.shops import Shops
@@ -26,6 +27,7 @@ from hub.store.db import make_engine, upgrade
 from hub.store.dead_letters import DeadLetters
 from hub.store.master_data import MasterData
 from hub.store.orders import OrderStore
+from hub.store.poll_cursors import PollCursors
 from hub.webhooks import WebhookReceiver
 from hub.wms_sync import WmsSync
 
@@ -51,6 +53,7 @@ class Hub:
         self._orders: OrderIntake | None = None
         self.shops = Shops()
         self.webhooks: WebhookReceiver | None = None
+        self.pollers: Pollers | None = None
         #: The port the webhook receiver listens on (after start; 0 when it is off).
         self.http_port = 0
         self._review_pass = asyncio.Event()
@@ -139,9 +142,12 @@ class Hub:
         )
         await self._wms.start()
         await self._follow_shortfalls()
+        self.pollers = Pollers(self.shops, self._orders, PollCursors(engine))
+        self._orders.fetch_order = self._fetch_order
+        await self.pollers.start()
         if s.http_addr:
             self.webhooks = WebhookReceiver(
-                self._orders, self.shops, self.dead_letters, fetch_order=None
+                self._orders, self.shops, self.dead_letters, fetch_order=self.pollers.fetch_order
             )
             self.http_port = await self.webhooks.start(s.http_addr)
         log.info(
@@ -152,11 +158,19 @@ class Hub:
                 "ray": s.ray_address or "local",
                 "inventory_shards": s.inventory_shards,
                 "shops": len(self.shops),
+                "polled_shops": len(self.shops.polled()),
                 "webhooks": f"{s.http_addr.rsplit(':', 1)[0]}:{self.http_port}"
                 if self.webhooks
                 else "off",
             },
         )
+
+    async def _fetch_order(self, platform: str, shop_id: str, platform_order_id: str) -> str:
+        """A platform order's full JSON from the platform's API (for pushes that name ids)."""
+        shop = self.shops.get(platform, shop_id)
+        if shop is None or self.pollers is None:
+            raise LookupError(f"shop {platform}/{shop_id} is not configured in the shops file")
+        return await self.pollers.fetch_order(shop, platform_order_id)
 
     async def _follow_shortfalls(self) -> None:
         """Send orders to review when a warehouse cannot keep their holds (now and later)."""
@@ -207,6 +221,8 @@ class Hub:
 
     async def stop(self) -> None:
         """Stop what this hub started, in reverse order."""
+        if self.pollers is not None:
+            await self.pollers.stop()
         if self.webhooks is not None:
             await self.webhooks.stop()
         if self._shortfall_sub is not None:
