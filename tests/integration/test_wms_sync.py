@@ -55,6 +55,7 @@ def settings_for(database_url: str, nats_url: str, data_dir: Path) -> Settings:
         inventory_shards=2,
         ray_namespace=f"wms-{uuid.uuid4().hex[:10]}",
         wms_batch=200,
+        http_addr="",  # no webhooks: several of these hubs run at once
     )
 
 
