@@ -7,6 +7,7 @@ import contextlib
 import logging
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import nats
@@ -32,6 +33,8 @@ from hub.webhooks import WebhookReceiver
 from hub.wms_sync import WmsSync
 
 log = logging.getLogger("orderhub.hub")
+#: Threads (and database connections) for the hub's blocking database calls.
+DB_THREADS = 16
 
 
 class Hub:
@@ -100,7 +103,12 @@ class Hub:
         self.shops = Shops.load(s.resolved_shops_file())
         url = s.resolved_database_url()
         await asyncio.to_thread(upgrade, url)
-        engine = make_engine(url)
+        # Database calls run in threads; with the default six, concurrent requests queue
+        # for a thread rather than for the database.
+        asyncio.get_running_loop().set_default_executor(
+            ThreadPoolExecutor(max_workers=DB_THREADS, thread_name_prefix="orderhub-db")
+        )
+        engine = make_engine(url, pool_size=DB_THREADS // 2)
         self._master_data = MasterData(engine)
 
         nats_url = s.nats_url

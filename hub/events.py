@@ -187,6 +187,17 @@ def messages_for(changes: Changes, now: datetime) -> list[OutboxMessage]:
     return out
 
 
-def order_event(body: dict[str, Any]) -> OutboxMessage:
-    """One order event; ``body["kind"]`` names the subject's last token."""
-    return _message(f"{ORDERS}.{token(str(body['kind']))}", body)
+def order_events(bodies: Sequence[dict[str, Any]]) -> list[OutboxMessage]:
+    """Order events of one commit: one message per kind (``oms.orders.<kind>``).
+
+    Each message is ``{"msg_id", "kind", "events": [...]}``; an event names its order, the
+    status before and after, the queue, who, why, details and when.
+    """
+    by_kind: dict[str, list[dict[str, Any]]] = {}
+    for body in bodies:
+        by_kind.setdefault(str(body["kind"]), []).append(body)
+    return [
+        _message(f"{ORDERS}.{token(kind)}", {"kind": kind, "events": list(part)})
+        for kind, events in by_kind.items()
+        for part in _chunks(events)
+    ]

@@ -11,12 +11,14 @@ review; every change is recorded with who did it and why (``hub.store.orders``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
 from adapters import registry
+from hub.batching import Batcher
 from hub.domain.intake import (
     REVIEW,
     REVIEWED,
@@ -59,7 +61,15 @@ from hub.domain.orders import (
 from hub.inventory import Inventory, LineInput, ShardUnavailable
 from hub.store.dead_letters import DeadLetters, Letter, LetterStatus, NewLetter, ReplayOutcome
 from hub.store.master_data import MasterData
-from hub.store.orders import PLATFORM_ACTOR, OrderEvent, OrderStore, Saved, StoredOrder
+from hub.store.orders import (
+    PLATFORM_ACTOR,
+    NewOrder,
+    OrderEvent,
+    OrderStore,
+    Saved,
+    StoredOrder,
+    new_order_id,
+)
 
 #: Fetches a platform order's full JSON: (platform, shop_id, platform order id) → JSON.
 Fetcher = Callable[[str, str, str], Awaitable[str]]
@@ -101,6 +111,11 @@ class OrderIntake:
         #: Fetches a platform order's full JSON by id (platform, shop_id, order id); set
         #: when the hub can call the platforms' APIs. Replays pushes that named ids only.
         self.fetch_order: Fetcher | None = None
+        # Concurrent orders share their database rounds: one look-up, one insert each.
+        self._lookups: Batcher[PlatformOrder, tuple[dict[str, str], StoredOrder | None]] = Batcher(
+            self._look_up_many
+        )
+        self._inserts: Batcher[NewOrder, StoredOrder | None] = Batcher(store.insert_many)
 
     async def ingest(self, platform: str, shop_id: str, payload: str | bytes) -> Saved:
         """Translate and store one platform order; a repeat answers ``duplicate``."""
@@ -169,14 +184,12 @@ class OrderIntake:
         return outcomes
 
     async def _take(self, order: PlatformOrder) -> Saved:
-        """Map SKUs, tag, place, store and settle the stock of a translated order."""
-        platform, shop_id = order.platform, order.shop_id
-        mapped = await asyncio.to_thread(
-            self._master.resolve_platform_skus,
-            platform,
-            shop_id,
-            [line.platform_sku_id for line in order.lines],
-        )
+        """Map SKUs, tag, place, store and settle the stock of a translated order.
+
+        A new order is held first and then stored with its events in one transaction; a
+        known one is merged (never backwards) and its hold adjusted to what changed.
+        """
+        mapped, existing = await self._lookups.submit(order)
         lines = [replace(line, sku=mapped.get(line.platform_sku_id, "")) for line in order.lines]
         unknown = [
             line.platform_sku_id for line in order.lines if line.platform_sku_id not in mapped
@@ -184,8 +197,64 @@ class OrderIntake:
         order = replace(order, lines=tuple(lines))
         tags = tags_from_note(order.buyer_note)
         placement = place(order, tags, unknown)
-        saved = await asyncio.to_thread(self.store.save, order, tags, placement)
+        if existing is None:
+            new = await self._take_new(order, tags, placement)
+            if new is not None:
+                return new
+        saved = await asyncio.to_thread(self.store.save, order, tags, placement, existing)
         return await self._settle_stock(saved)
+
+    def _look_up_many(
+        self, orders: Sequence[PlatformOrder]
+    ) -> list[tuple[dict[str, str], StoredOrder | None]]:
+        """The SKU mappings and stored copies of many incoming orders, in two queries."""
+        mapped = self._master.resolve_many(
+            [(o.platform, o.shop_id, [ln.platform_sku_id for ln in o.lines]) for o in orders]
+        )
+        found = self.store.find_many([(o.platform, o.shop_id, o.platform_order_id) for o in orders])
+        return list(zip(mapped, found, strict=True))
+
+    async def _take_new(
+        self, order: PlatformOrder, tags: list[str], placement: Placement
+    ) -> Saved | None:
+        """Hold a new order's stock, then store it; None if another copy was stored first."""
+        order_id = new_order_id()
+        held: Reservation | None = None
+        want = lines_to_hold(order)
+        if (
+            self._inventory is not None
+            and placement.queue != REVIEW
+            and holds_stock(order.status)
+            and want
+        ):
+            try:
+                held = await self._inventory.reserve(
+                    order_id, [LineInput(sku, qty) for sku, qty in want]
+                )
+            except InsufficientStock as err:
+                placement = Placement(REVIEW, (f"OUT_OF_STOCK: {err}",))
+            except (InventoryError, ShardUnavailable) as err:
+                # Stored anyway; its hold is retried on the next copy or by a person.
+                placement = Placement(REVIEW, (f"NOT_HELD: {err}",))
+        hold = None
+        if held is not None:
+            hold = (
+                Change("stock_held", f"until {held.expires_at.isoformat()}"),
+                {
+                    "hold_key": order_id,
+                    "lines": _held(held),
+                },
+            )
+        stored = await self._inserts.submit(NewOrder(order_id, order, tuple(tags), placement, hold))
+        if stored is None:
+            if held is not None and self._inventory is not None:
+                with contextlib.suppress(InventoryError, ShardUnavailable):
+                    await self._inventory.release(order_id)
+            return None
+        plan = after_sale_plan(None, order)
+        if plan:
+            await self._follow_after_sale(stored, plan)
+        return Saved(stored, False)
 
     async def _settle_stock(self, saved: Saved) -> Saved:
         """Make the stock held for an order match what it now needs.
@@ -209,7 +278,7 @@ class OrderIntake:
         assert self._inventory is not None
         order = stored.order
         actor = PLATFORM_ACTOR.format(order.platform)
-        if repeat and not holds_stock(order.status):
+        if repeat:
             return stored  # an unchanged copy: what it asked for was done the first time
         if releases_stock(order.status):
             await self._release(stored, actor, f"order {order.status.value.lower()}")

@@ -14,7 +14,7 @@ from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 
 from hub.api import convert
-from hub.api.errors import abort, invalid, refuse
+from hub.api.errors import abort, classify, invalid, refuse
 from hub.domain.inventory import InventoryError
 from hub.domain.lifecycle import IllegalTransition, OrderAction, OrderNotFound
 from hub.domain.orders import OrderStatus
@@ -29,6 +29,7 @@ ACTOR_KEY = "x-orderhub-actor"
 
 Context = grpc.aio.ServicerContext[Any, Any]
 MAX_PAGE = 500
+MAX_INGEST_BATCH = 1000
 
 _STATUS_FROM_PB = {order_pb2.OrderStatus.Value(f"ORDER_STATUS_{s.value}"): s for s in OrderStatus}
 
@@ -252,33 +253,34 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
             while True:
                 msg = await inbox.get()
                 try:
-                    body = json.loads(msg.data)
-                except ValueError:
+                    events = json.loads(msg.data).get("events", [])
+                except (ValueError, AttributeError):
                     continue
-                if (
-                    (platform and body.get("platform") != platform)
-                    or (shop_id and body.get("shop_id") != shop_id)
-                    or (queue and body.get("queue") != queue)
-                    or (kinds and body.get("kind") not in kinds)
-                ):
-                    continue
-                stored = await asyncio.to_thread(self._intake.store.get, body["order_id"])
-                if stored is None:
-                    continue
-                yield order_pb2.WatchOrdersResponse(
-                    event=order_pb2.OrderEvent(
-                        order_id=body["order_id"],
-                        version=int(body.get("version", 0)),
-                        kind=body.get("kind", ""),
-                        from_status=status_message(body.get("from_status", "")),
-                        to_status=status_message(body.get("status", "")),
-                        actor=body.get("actor", ""),
-                        reason=body.get("reason", ""),
-                        details_json=json.dumps(body.get("details", {}), ensure_ascii=False),
-                        at=convert.timestamp(convert.parse_rfc3339(body["at"])),
-                    ),
-                    order=order_message(stored),
-                )
+                for body in events:
+                    if (
+                        (platform and body.get("platform") != platform)
+                        or (shop_id and body.get("shop_id") != shop_id)
+                        or (queue and body.get("queue") != queue)
+                        or (kinds and body.get("kind") not in kinds)
+                    ):
+                        continue
+                    stored = await asyncio.to_thread(self._intake.store.get, body["order_id"])
+                    if stored is None:
+                        continue
+                    yield order_pb2.WatchOrdersResponse(
+                        event=order_pb2.OrderEvent(
+                            order_id=body["order_id"],
+                            version=int(body.get("version", 0)),
+                            kind=body.get("kind", ""),
+                            from_status=status_message(body.get("from_status", "")),
+                            to_status=status_message(body.get("status", "")),
+                            actor=body.get("actor", ""),
+                            reason=body.get("reason", ""),
+                            details_json=json.dumps(body.get("details", {}), ensure_ascii=False),
+                            at=convert.timestamp(convert.parse_rfc3339(body["at"])),
+                        ),
+                        order=order_message(stored),
+                    )
         finally:
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()
@@ -294,6 +296,29 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
         return order_pb2.IngestPlatformOrderResponse(
             order=order_message(saved.stored), duplicate=saved.duplicate
         )
+
+    async def IngestPlatformOrders(
+        self, request: order_pb2.IngestPlatformOrdersRequest, context: Context
+    ) -> order_pb2.IngestPlatformOrdersResponse:
+        if len(request.orders) > MAX_INGEST_BATCH:
+            await abort(context, invalid("orders", f"at most {MAX_INGEST_BATCH} orders per call"))
+
+        async def one(
+            req: order_pb2.IngestPlatformOrderRequest,
+        ) -> order_pb2.IngestPlatformOrderResult:
+            try:
+                saved = await self._intake.ingest(req.platform, req.shop_id, req.payload)
+            except (InventoryError, IllegalTransition, OrderNotFound) as err:
+                code, _ = classify(err)
+                return order_pb2.IngestPlatformOrderResult(
+                    code=code.value[0], message=str(err), field=str(getattr(err, "field", ""))
+                )
+            return order_pb2.IngestPlatformOrderResult(
+                order=order_message(saved.stored), duplicate=saved.duplicate
+            )
+
+        results = await asyncio.gather(*(one(req) for req in request.orders))
+        return order_pb2.IngestPlatformOrdersResponse(results=results)
 
     async def GetOrder(
         self, request: order_pb2.GetOrderRequest, context: Context

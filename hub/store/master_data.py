@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, Table, select
+from sqlalchemy import Engine, Table, select, tuple_
 
 from hub.store import schema
 from hub.store.db import upsert
@@ -176,6 +176,24 @@ class MasterData:
                 )
             )
             return {str(code): str(sku) for code, sku in rows}
+
+    def resolve_many(
+        self, requests: Sequence[tuple[str, str, Iterable[str]]]
+    ) -> list[dict[str, str]]:
+        """``resolve_platform_skus`` for many (platform, shop_id, codes) in one query."""
+        wanted = {(p, shop, str(code)) for p, shop, codes in requests for code in codes}
+        found: dict[tuple[str, str], dict[str, str]] = {}
+        if wanted:
+            t = schema.platform_skus
+            with self._engine.connect() as conn:
+                rows = conn.execute(
+                    select(t.c.platform, t.c.shop_id, t.c.platform_sku, t.c.sku).where(
+                        tuple_(t.c.platform, t.c.shop_id, t.c.platform_sku).in_(sorted(wanted))
+                    )
+                )
+                for r in rows:
+                    found.setdefault((r.platform, r.shop_id), {})[str(r.platform_sku)] = str(r.sku)
+        return [dict(found.get((p, shop), {})) for p, shop, _ in requests]
 
     def _upsert(self, table: Table, row: dict[str, Any], keys: tuple[str, ...]) -> None:
         with self._engine.begin() as conn:

@@ -11,11 +11,11 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, insert, select, update
+from sqlalchemy import Connection, Engine, insert, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 
 from hub.domain.intake import REVIEW, Placement, carry_review, merge
@@ -28,8 +28,9 @@ from hub.domain.orders import (
     PlatformOrder,
     Recipient,
 )
-from hub.events import order_event, rfc3339
+from hub.events import order_events, rfc3339
 from hub.store import schema
+from hub.store.db import upsert_insert
 from hub.store.inventory_store import write_outbox
 
 #: Who changed an order when a platform sent a newer copy: ``platform:<name>``.
@@ -50,6 +51,18 @@ class StoredOrder:
     version: int
     #: The key the order's stock is held under (see ``orders.hold_key``).
     hold_key: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class NewOrder:
+    """A new order to store: its hub id, the order, tags, placement, and its hold if any."""
+
+    order_id: str
+    order: PlatformOrder
+    tags: tuple[str, ...]
+    placement: Placement
+    #: The ``stock_held`` event and its details, when its stock was held before storing.
+    hold: tuple[Change, dict[str, Any]] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,10 +97,20 @@ class OrderStore:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
 
-    def save(self, order: PlatformOrder, tags: Sequence[str], placement: Placement) -> Saved:
-        """Store a new order, or apply a newer copy of a stored one (never backwards)."""
+    def save(
+        self,
+        order: PlatformOrder,
+        tags: Sequence[str],
+        placement: Placement,
+        known: StoredOrder | None = None,
+    ) -> Saved:
+        """Store a new order, or apply a newer copy of a stored one (never backwards).
+
+        ``known`` is the stored copy when the caller has just read it (saves a read).
+        """
         for _ in range(3):  # two first copies racing: the loser reads the winner's row
-            existing = self.find(order.platform, order.shop_id, order.platform_order_id)
+            existing = known or self.find(order.platform, order.shop_id, order.platform_order_id)
+            known = None
             if existing is None:
                 try:
                     return Saved(self._insert(order, tags, placement), duplicate=False)
@@ -101,6 +124,89 @@ class OrderStore:
             if changed is not None:
                 return Saved(changed, True, result.reason or "updated", before=existing)
         raise RuntimeError(f"order {order.platform_order_id} kept changing while being saved")
+
+    def insert_new(
+        self,
+        order_id: str,
+        order: PlatformOrder,
+        tags: Sequence[str],
+        placement: Placement,
+        hold: tuple[Change, dict[str, Any]] | None = None,
+    ) -> StoredOrder | None:
+        """Store a new order with its events (and its hold's), or None if it exists already."""
+        return self.insert_many([NewOrder(order_id, order, tuple(tags), placement, hold)])[0]
+
+    def insert_many(self, new: Sequence[NewOrder]) -> list[StoredOrder | None]:
+        """Store new orders with their events in one transaction; None where one exists."""
+        now = datetime.now(UTC)
+        rows = [
+            _row(n.order, n.tags, n.placement)
+            | {
+                "order_id": n.order_id,
+                "ingested_at": now,
+                "changed_at": now,
+                "version": 1,
+                "hold_key": n.order_id,
+            }
+            for n in new
+        ]
+        t = schema.orders
+        with self._engine.begin() as conn:
+            stmt = (
+                upsert_insert(conn, t)
+                .on_conflict_do_nothing(index_elements=["platform", "shop_id", "platform_order_id"])
+                .returning(t.c.order_id)
+            )
+            # One multi-row insert; the ids it returns are the orders that were new.
+            inserted = {row.order_id for row in conn.execute(stmt, rows)}
+            out: list[StoredOrder | None] = []
+            logged: list[_Logged] = []
+            for n in new:
+                if n.order_id not in inserted:
+                    out.append(None)
+                    continue
+                stored = StoredOrder(
+                    order_id=n.order_id,
+                    order=n.order,
+                    queue=n.placement.queue,
+                    tags=n.tags,
+                    review_reasons=n.placement.reasons,
+                    ingested_at=now,
+                    changed_at=now,
+                    version=1,
+                    hold_key=n.order_id,
+                )
+                events = changes(None, n.order, None, n.placement.queue)
+                if n.placement.queue:
+                    events.append(
+                        Change("queued", "; ".join(n.placement.reasons) or n.placement.queue)
+                    )
+                logged.append(
+                    _Logged(
+                        stored, n.order, n.placement.queue, tuple(events), _platform(n.order), {}
+                    )
+                )
+                if n.hold is not None:
+                    logged.append(
+                        _Logged(stored, n.order, n.placement.queue, (n.hold[0],), "hub", n.hold[1])
+                    )
+                out.append(stored)
+            _write_events(conn, logged, now)
+        return out
+
+    def find_many(self, keys: Sequence[tuple[str, str, str]]) -> list[StoredOrder | None]:
+        """Stored orders by (platform, shop_id, platform order id), in order; None if absent."""
+        if not keys:
+            return []
+        t = schema.orders
+        with self._engine.connect() as conn:
+            rows = conn.execute(
+                select(t).where(
+                    tuple_(t.c.platform, t.c.shop_id, t.c.platform_order_id).in_(list(set(keys)))
+                )
+            )
+            found = {(r.platform, r.shop_id, r.platform_order_id): _stored(r) for r in rows}
+        return [found.get(k) for k in keys]
 
     def send_to_review(self, stored: StoredOrder, reason: str, actor: str = "hub") -> StoredOrder:
         """Put an order in the review queue with one more reason (once per reason)."""
@@ -258,7 +364,7 @@ class OrderStore:
         self, order: PlatformOrder, tags: Sequence[str], placement: Placement
     ) -> StoredOrder:
         now = datetime.now(UTC)
-        order_id = "ord_" + uuid.uuid4().hex[:24]
+        order_id = new_order_id()
         row = _row(order, tags, placement) | {
             "order_id": order_id,
             "ingested_at": now,
@@ -336,50 +442,73 @@ class OrderStore:
         at: datetime | None = None,
     ) -> None:
         """Record events of a write in ``order_events`` and the outbox, in its transaction."""
-        if not events:
-            return
-        at = at or datetime.now(UTC)
-        o = stored.order
-        rows = [
-            {
-                "order_id": stored.order_id,
-                "version": stored.version,
-                "kind": e.kind,
-                "from_status": before.status.value,
-                "to_status": o.status.value,
-                "actor": actor,
-                "reason": e.reason,
-                "details": json.dumps(details, ensure_ascii=False, default=str),
-                "at": at,
-            }
-            for e in events
-        ]
-        conn.execute(insert(schema.order_events), rows)
-        write_outbox(
-            conn,
-            [
-                order_event(
-                    {
-                        "kind": e.kind,
-                        "order_id": stored.order_id,
-                        "platform": o.platform,
-                        "shop_id": o.shop_id,
-                        "platform_order_id": o.platform_order_id,
-                        "status": o.status.value,
-                        "from_status": before.status.value,
-                        "queue": stored.queue,
-                        "from_queue": queue_before,
-                        "after_sale_type": o.after_sale_type.value,
-                        "version": stored.version,
-                        "actor": actor,
-                        "reason": e.reason,
-                        "details": details,
-                        "at": rfc3339(at),
-                    }
-                )
-                for e in events
-            ],
+        _write_events(
+            conn, [_Logged(stored, before, queue_before, tuple(events), actor, details)], at
         )
+
+
+@dataclass(frozen=True, slots=True)
+class _Logged:
+    """Events of one order's write, waiting to be recorded."""
+
+    stored: StoredOrder
+    before: PlatformOrder
+    queue_before: str
+    events: tuple[Change, ...]
+    actor: str
+    details: dict[str, Any]
+
+
+def _write_events(conn: Connection, logged: Sequence[_Logged], at: datetime | None) -> None:
+    """Record the events of many writes: one insert of rows, one message per kind."""
+    at = at or datetime.now(UTC)
+    rows: list[dict[str, Any]] = []
+    bodies: list[dict[str, Any]] = []
+    for x in logged:
+        o = x.stored.order
+        details_json = json.dumps(x.details, ensure_ascii=False, default=str)
+        for e in x.events:
+            rows.append(
+                {
+                    "order_id": x.stored.order_id,
+                    "version": x.stored.version,
+                    "kind": e.kind,
+                    "from_status": x.before.status.value,
+                    "to_status": o.status.value,
+                    "actor": x.actor,
+                    "reason": e.reason,
+                    "details": details_json,
+                    "at": at,
+                }
+            )
+            bodies.append(
+                {
+                    "kind": e.kind,
+                    "order_id": x.stored.order_id,
+                    "platform": o.platform,
+                    "shop_id": o.shop_id,
+                    "platform_order_id": o.platform_order_id,
+                    "status": o.status.value,
+                    "from_status": x.before.status.value,
+                    "queue": x.stored.queue,
+                    "from_queue": x.queue_before,
+                    "after_sale_type": o.after_sale_type.value,
+                    "version": x.stored.version,
+                    "actor": x.actor,
+                    "reason": e.reason,
+                    "details": x.details,
+                    "at": rfc3339(at),
+                }
+            )
+    if not rows:
+        return
+    conn.execute(insert(schema.order_events), rows)
+    write_outbox(conn, order_events(bodies))
+
+
+def new_order_id() -> str:
+    """A fresh hub order id."""
+    return "ord_" + uuid.uuid4().hex[:24]
 
 
 def _platform(order: PlatformOrder) -> str:
@@ -400,19 +529,23 @@ def _row(order: PlatformOrder, tags: Sequence[str], placement: Placement) -> dic
     }
 
 
+def _fields(obj: Any) -> dict[str, Any]:
+    """A flat dataclass's fields (no deep copy, unlike ``dataclasses.asdict``)."""
+    return {f: getattr(obj, f) for f in obj.__dataclass_fields__}
+
+
+def _when(value: datetime | None) -> str | None:
+    return None if value is None else value.astimezone(UTC).isoformat()
+
+
 def to_json(order: PlatformOrder) -> str:
     """An order as a JSON document (times as RFC 3339, enums by name)."""
-
-    def plain(value: Any) -> Any:
-        if isinstance(value, datetime):
-            return value.astimezone(UTC).isoformat()
-        if isinstance(value, dict):
-            return {k: plain(v) for k, v in value.items()}
-        if isinstance(value, list | tuple):
-            return [plain(v) for v in value]
-        return value
-
-    return json.dumps(plain(asdict(order)), ensure_ascii=False, separators=(",", ":"))
+    doc = _fields(order)
+    doc["recipient"] = _fields(order.recipient)
+    doc["lines"] = [_fields(line) for line in order.lines]
+    for name in ("created_at", "paid_at", "updated_at"):
+        doc[name] = _when(doc[name])
+    return json.dumps(doc, ensure_ascii=False, separators=(",", ":"))
 
 
 def from_json(text: str) -> PlatformOrder:

@@ -277,3 +277,39 @@ async def test_a_kept_payload_is_replayed_once_its_channel_is_configured(
         wms_pb2.ReplayDeadLettersRequest(letter_ids=[mine[0].letter_id])
     )
     assert [r.reason for r in again.results] == ["not open"]
+
+
+async def test_a_batch_of_orders_is_taken_in_with_an_answer_each(
+    orders: order_pb2_grpc.OrderServiceStub, unique: str
+) -> None:
+    shop = f"{unique}-batch"
+    base = fixture("taobao_trade_fullinfo_get_sample.json")
+    payloads = []
+    for n in range(3):
+        payload = json.loads(json.dumps(base))
+        trade = payload["trade_fullinfo_get_response"]["trade"]
+        trade["tid_str"] = f"{trade['tid_str']}{n}"
+        trade["tid"] = int(trade["tid_str"])
+        payloads.append(json.dumps(payload, ensure_ascii=False))
+    broken = fixture("pdd_order_list_get_29_9.json")
+    broken["order_list_get_response"]["order_list"][0]["pay_amount"] = "twenty"
+    requests = [
+        order_pb2.IngestPlatformOrderRequest(platform="taobao", shop_id=shop, payload=p)
+        for p in [*payloads, payloads[0]]
+    ]
+    requests.append(
+        order_pb2.IngestPlatformOrderRequest(
+            platform="pdd", shop_id=shop, payload=json.dumps(broken)
+        )
+    )
+    answer = await orders.IngestPlatformOrders(
+        order_pb2.IngestPlatformOrdersRequest(orders=requests)
+    )
+    results = list(answer.results)
+    assert [r.code for r in results] == [0, 0, 0, 0, grpc.StatusCode.INVALID_ARGUMENT.value[0]]
+    assert [r.duplicate for r in results[:4]] == [False, False, False, True]
+    assert results[3].order.order_id == results[0].order.order_id
+    assert len({r.order.order_id for r in results[:3]}) == 3
+    assert results[4].field.endswith(".pay_amount") and "twenty" in results[4].message
+    listed = await orders.ListOrders(order_pb2.ListOrdersRequest(shop_id=shop, platform="taobao"))
+    assert len(listed.orders) == 3

@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import func, select
 
 from hub.domain.intake import Placement
+from hub.domain.lifecycle import Change
 from hub.domain.orders import AfterSaleType, OrderLine, OrderStatus, PlatformOrder, Recipient
 from hub.store import schema
 from hub.store.db import make_engine
@@ -72,3 +73,14 @@ def test_two_first_copies_at_once_make_one_order(store: OrderStore) -> None:
     assert sum(not s.duplicate for s in saved) == 1
     with store._engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(schema.orders)).scalar() == 1
+
+
+def test_a_new_order_is_stored_once_with_its_events(store: OrderStore) -> None:
+    placed = Placement("priority", ())
+    hold = (Change("stock_held", "until later"), {"hold_key": "ord_a", "lines": []})
+    first = store.insert_new("ord_a", order(), ["urgent"], placed, hold)
+    assert first is not None and store.get("ord_a") == first
+    assert [e.kind for e in store.history("ord_a")] == ["received", "queued", "stock_held"]
+    # Another copy racing in under another id finds it there and writes nothing.
+    assert store.insert_new("ord_b", order(), ["urgent"], placed) is None
+    assert store.get("ord_b") is None and store.history("ord_b") == []

@@ -326,6 +326,86 @@ class IngestPlatformOrderResponse(_message.Message):
 Global___IngestPlatformOrderResponse: _TypeAlias = IngestPlatformOrderResponse  # noqa: Y015
 
 @_typing.final
+class IngestPlatformOrdersRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORDERS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def orders(self) -> _containers.RepeatedCompositeFieldContainer[Global___IngestPlatformOrderRequest]:
+        """At most 1,000."""
+
+    def __init__(
+        self,
+        *,
+        orders: _abc.Iterable[Global___IngestPlatformOrderRequest] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["orders", b"orders"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___IngestPlatformOrdersRequest: _TypeAlias = IngestPlatformOrdersRequest  # noqa: Y015
+
+@_typing.final
+class IngestPlatformOrderResult(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORDER_FIELD_NUMBER: _builtins.int
+    DUPLICATE_FIELD_NUMBER: _builtins.int
+    CODE_FIELD_NUMBER: _builtins.int
+    MESSAGE_FIELD_NUMBER: _builtins.int
+    FIELD_FIELD_NUMBER: _builtins.int
+    duplicate: _builtins.bool
+    code: _builtins.int
+    """A google.rpc.Code value; 0 (OK) on success."""
+    message: _builtins.str
+    field: _builtins.str
+    """The field at fault when code is INVALID_ARGUMENT (e.g. "payload.pay_amount")."""
+    @_builtins.property
+    def order(self) -> Global___Order:
+        """Set when the order was taken in."""
+
+    def __init__(
+        self,
+        *,
+        order: Global___Order | None = ...,
+        duplicate: _builtins.bool = ...,
+        code: _builtins.int = ...,
+        message: _builtins.str = ...,
+        field: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["order", b"order"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "duplicate", b"duplicate", "field", b"field", "message", b"message", "order", b"order"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___IngestPlatformOrderResult: _TypeAlias = IngestPlatformOrderResult  # noqa: Y015
+
+@_typing.final
+class IngestPlatformOrdersResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESULTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def results(self) -> _containers.RepeatedCompositeFieldContainer[Global___IngestPlatformOrderResult]:
+        """One per request, in order."""
+
+    def __init__(
+        self,
+        *,
+        results: _abc.Iterable[Global___IngestPlatformOrderResult] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["results", b"results"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___IngestPlatformOrdersResponse: _TypeAlias = IngestPlatformOrdersResponse  # noqa: Y015
+
+@_typing.final
 class GetOrderRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

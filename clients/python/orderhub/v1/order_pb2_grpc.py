@@ -40,6 +40,11 @@ class OrderServiceStub:
                 request_serializer=orderhub_dot_v1_dot_order__pb2.IngestPlatformOrderRequest.SerializeToString,
                 response_deserializer=orderhub_dot_v1_dot_order__pb2.IngestPlatformOrderResponse.FromString,
                 _registered_method=True)
+        self.IngestPlatformOrders = channel.unary_unary(
+                '/orderhub.v1.OrderService/IngestPlatformOrders',
+                request_serializer=orderhub_dot_v1_dot_order__pb2.IngestPlatformOrdersRequest.SerializeToString,
+                response_deserializer=orderhub_dot_v1_dot_order__pb2.IngestPlatformOrdersResponse.FromString,
+                _registered_method=True)
         self.GetOrder = channel.unary_unary(
                 '/orderhub.v1.OrderService/GetOrder',
                 request_serializer=orderhub_dot_v1_dot_order__pb2.GetOrderRequest.SerializeToString,
@@ -103,6 +108,14 @@ class OrderServiceServicer:
 
     def IngestPlatformOrder(self, request, context):
         """Translates a platform's raw order JSON into the unified order and stores it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def IngestPlatformOrders(self, request, context):
+        """Takes many platform orders at once (a bulk import, a pulled page); each has its own
+        answer or error, and one bad payload does not stop the others.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -193,6 +206,11 @@ def add_OrderServiceServicer_to_server(servicer, server):
                     request_deserializer=orderhub_dot_v1_dot_order__pb2.IngestPlatformOrderRequest.FromString,
                     response_serializer=orderhub_dot_v1_dot_order__pb2.IngestPlatformOrderResponse.SerializeToString,
             ),
+            'IngestPlatformOrders': grpc.unary_unary_rpc_method_handler(
+                    servicer.IngestPlatformOrders,
+                    request_deserializer=orderhub_dot_v1_dot_order__pb2.IngestPlatformOrdersRequest.FromString,
+                    response_serializer=orderhub_dot_v1_dot_order__pb2.IngestPlatformOrdersResponse.SerializeToString,
+            ),
             'GetOrder': grpc.unary_unary_rpc_method_handler(
                     servicer.GetOrder,
                     request_deserializer=orderhub_dot_v1_dot_order__pb2.GetOrderRequest.FromString,
@@ -277,6 +295,33 @@ class OrderService:
             '/orderhub.v1.OrderService/IngestPlatformOrder',
             orderhub_dot_v1_dot_order__pb2.IngestPlatformOrderRequest.SerializeToString,
             orderhub_dot_v1_dot_order__pb2.IngestPlatformOrderResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def IngestPlatformOrders(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/orderhub.v1.OrderService/IngestPlatformOrders',
+            orderhub_dot_v1_dot_order__pb2.IngestPlatformOrdersRequest.SerializeToString,
+            orderhub_dot_v1_dot_order__pb2.IngestPlatformOrdersResponse.FromString,
             options,
             channel_credentials,
             insecure,

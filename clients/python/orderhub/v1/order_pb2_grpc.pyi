@@ -35,6 +35,10 @@ class OrderServiceStub:
     def __new__(cls, channel: _aio.Channel) -> OrderServiceAsyncStub: ...
     IngestPlatformOrder: _grpc.UnaryUnaryMultiCallable[_order_pb2.IngestPlatformOrderRequest, _order_pb2.IngestPlatformOrderResponse]
     """Translates a platform's raw order JSON into the unified order and stores it."""
+    IngestPlatformOrders: _grpc.UnaryUnaryMultiCallable[_order_pb2.IngestPlatformOrdersRequest, _order_pb2.IngestPlatformOrdersResponse]
+    """Takes many platform orders at once (a bulk import, a pulled page); each has its own
+    answer or error, and one bad payload does not stop the others.
+    """
     GetOrder: _grpc.UnaryUnaryMultiCallable[_order_pb2.GetOrderRequest, _order_pb2.GetOrderResponse]
     """Returns one order."""
     ListOrders: _grpc.UnaryUnaryMultiCallable[_order_pb2.ListOrdersRequest, _order_pb2.ListOrdersResponse]
@@ -65,6 +69,10 @@ class OrderServiceAsyncStub(OrderServiceStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     IngestPlatformOrder: _aio.UnaryUnaryMultiCallable[_order_pb2.IngestPlatformOrderRequest, _order_pb2.IngestPlatformOrderResponse]  # type: ignore[assignment]
     """Translates a platform's raw order JSON into the unified order and stores it."""
+    IngestPlatformOrders: _aio.UnaryUnaryMultiCallable[_order_pb2.IngestPlatformOrdersRequest, _order_pb2.IngestPlatformOrdersResponse]  # type: ignore[assignment]
+    """Takes many platform orders at once (a bulk import, a pulled page); each has its own
+    answer or error, and one bad payload does not stop the others.
+    """
     GetOrder: _aio.UnaryUnaryMultiCallable[_order_pb2.GetOrderRequest, _order_pb2.GetOrderResponse]  # type: ignore[assignment]
     """Returns one order."""
     ListOrders: _aio.UnaryUnaryMultiCallable[_order_pb2.ListOrdersRequest, _order_pb2.ListOrdersResponse]  # type: ignore[assignment]
@@ -98,6 +106,16 @@ class OrderServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_order_pb2.IngestPlatformOrderResponse, _abc.Awaitable[_order_pb2.IngestPlatformOrderResponse]]:
         """Translates a platform's raw order JSON into the unified order and stores it."""
+
+    @_abc_1.abstractmethod
+    def IngestPlatformOrders(
+        self,
+        request: _order_pb2.IngestPlatformOrdersRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_order_pb2.IngestPlatformOrdersResponse, _abc.Awaitable[_order_pb2.IngestPlatformOrdersResponse]]:
+        """Takes many platform orders at once (a bulk import, a pulled page); each has its own
+        answer or error, and one bad payload does not stop the others.
+        """
 
     @_abc_1.abstractmethod
     def GetOrder(
