@@ -150,7 +150,7 @@ class FieldPath:
         if self.simple:
             node = root
             for i, (key, _) in enumerate(self.steps):
-                if not isinstance(node, Mapping):
+                if type(node) is not dict and not isinstance(node, Mapping):
                     at = f.path(where, ".".join(k for k, _ in self.steps[:i]))
                     raise TranslationError(
                         at or "payload", f"expected an object, got {f.kind(node)}"
@@ -163,7 +163,7 @@ class FieldPath:
         for key, sel in self.steps:
             following: list[tuple[Any, str]] = []
             for node, at in nodes:
-                if not isinstance(node, Mapping):
+                if type(node) is not dict and not isinstance(node, Mapping):
                     raise TranslationError(
                         at or "payload", f"expected an object, got {f.kind(node)}"
                     )
@@ -186,6 +186,8 @@ class FieldPath:
 
 
 def _as_text(value: Any, at: str) -> str:
+    if type(value) is str:
+        return value.strip()
     if isinstance(value, str):
         return value.strip()
     if isinstance(value, bool) or not isinstance(value, int | Decimal | float):
