@@ -87,7 +87,12 @@ class FetchFailed(Exception):
 
 def untranslatable(platform: str, err: TranslationError) -> InvalidRequest:
     """The INVALID_ARGUMENT for a payload that cannot be translated, naming the field."""
-    field = "platform" if err.field == "platform" else f"payload.{err.field or ''}"
+    if err.field == "platform":
+        field = "platform"
+    elif err.field in ("", "payload") or err.field.startswith("payload."):
+        field = err.field or "payload"  # the payload as a whole, or already a payload path
+    else:
+        field = f"payload.{err.field}"
     return InvalidRequest(
         f"the {platform} order cannot be translated ({err}); it is kept as a dead letter",
         field=field.rstrip("."),

@@ -559,3 +559,8 @@ async def test_orders_through_the_client(client: AsyncOrderHubClient, unique: st
     assert rejected.status == order_pb2.ORDER_STATUS_CANCELLED
     kinds = [e.kind for e in await client.order_events(order.order_id)]
     assert kinds == ["received", "queued", "rejected", "cancelled"]
+    results = await client.ingest_orders(
+        [("douyin", f"{unique}-dy", payload), ("douyin", f"{unique}-dy", "{not json")]
+    )
+    assert results[0].duplicate and results[0].order.order_id == order.order_id
+    assert results[1].code == 3 and results[1].field == "payload"  # INVALID_ARGUMENT

@@ -363,6 +363,17 @@ def auth_metadata(token: str | None) -> Metadata:
     return (("authorization", f"Bearer {token}"),)
 
 
+def _ingest_orders_request(
+    orders: Iterable[tuple[str, str, str]],
+) -> order_pb2.IngestPlatformOrdersRequest:
+    return order_pb2.IngestPlatformOrdersRequest(
+        orders=[
+            order_pb2.IngestPlatformOrderRequest(platform=p, shop_id=shop, payload=payload)
+            for p, shop, payload in orders
+        ]
+    )
+
+
 def _reserve_line(line: LineLike) -> stock_pb2.ReserveLine:
     if isinstance(line, stock_pb2.ReserveLine):
         return line
@@ -795,6 +806,13 @@ class OrderHubClient(_ClientBase):
         )
         return self.call(self.orders.IngestPlatformOrder, request, idempotent=True)
 
+    def ingest_orders(
+        self, orders: Iterable[tuple[str, str, str]]
+    ) -> list[order_pb2.IngestPlatformOrderResult]:
+        """Take in many (platform, shop_id, payload) at once; each has its own result code."""
+        request = _ingest_orders_request(orders)
+        return list(self.call(self.orders.IngestPlatformOrders, request, idempotent=True).results)
+
     def get_order(self, order_id: str) -> order_pb2.Order:
         """One order by the hub's id."""
         request = order_pb2.GetOrderRequest(order_id=order_id)
@@ -1149,6 +1167,14 @@ class AsyncOrderHubClient(_ClientBase):
             platform=platform, shop_id=shop_id, payload=payload
         )
         return await self.call(self.orders.IngestPlatformOrder, request, idempotent=True)
+
+    async def ingest_orders(
+        self, orders: Iterable[tuple[str, str, str]]
+    ) -> list[order_pb2.IngestPlatformOrderResult]:
+        """Take in many (platform, shop_id, payload) at once; each has its own result code."""
+        request = _ingest_orders_request(orders)
+        answer = await self.call(self.orders.IngestPlatformOrders, request, idempotent=True)
+        return list(answer.results)
 
     async def get_order(self, order_id: str) -> order_pb2.Order:
         """One order by the hub's id."""
