@@ -8,6 +8,7 @@ import logging
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from typing import Any
 
 import nats
@@ -179,6 +180,15 @@ class Hub:
         if shop is None or self.pollers is None:
             raise LookupError(f"shop {platform}/{shop_id} is not configured in the shops file")
         return await self.pollers.fetch_order(shop, platform_order_id)
+
+    async def pull_orders(
+        self, platform: str, shop_id: str, since: datetime, until: datetime
+    ) -> list[dict[str, Any]]:
+        """A shop's orders modified in [since, until) from its platform (for reconciliation)."""
+        shop = self.shops.get(platform, shop_id)
+        if shop is None or not shop.app_key or self.pollers is None:
+            raise LookupError(f"shop {platform}/{shop_id} has no API credentials in the shops file")
+        return await self.pollers.collect(shop, since, until)
 
     async def _follow_shortfalls(self) -> None:
         """Send orders to review when a warehouse cannot keep their holds (now and later)."""

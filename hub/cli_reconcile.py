@@ -63,8 +63,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="+08:00",
         help="zone of days and of times without an offset: +08:00 (default) or a zone name",
     )
-    parser.add_argument(
-        "--statement", required=True, type=Path, metavar="FILE", help="the platform's export"
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--statement", type=Path, metavar="FILE", help="the platform's export")
+    source.add_argument(
+        "--pull",
+        action="store_true",
+        help="pull the period's orders from the platform's API instead (the shop needs "
+        "credentials in the hub's shops file)",
     )
     parser.add_argument(
         "--format",
@@ -135,6 +140,13 @@ def request_for(args: argparse.Namespace) -> reconcile_pb2.ReconcileRequest:
 
     tz = zone(args.tz)
     start, end = moment(args.start, tz, end=False), moment(args.end, tz, end=True)
+    if args.pull:
+        pulled = reconcile_pb2.ReconcileRequest(
+            platform=args.platform, shop_id=args.shop, pull_from_platform=True
+        )
+        pulled.period_start.FromDatetime(start)
+        pulled.period_end.FromDatetime(end)
+        return pulled
     try:
         data = args.statement.read_bytes()
     except OSError as exc:

@@ -159,12 +159,18 @@ class PollStatus:
     orders_seen: int
 
 
+#: Takes one pulled order: (shop, order id, order) → False when it could not be used.
+Sink = Callable[[Shop, str, RawOrder], Awaitable[bool]]
+
+
 @dataclass(slots=True)
 class _Tally:
     """What a window's pull has handled so far, by order id."""
 
     seen: set[str]
     refused: set[str]
+    #: Where each new order goes: intake (the poller) or a collection (reconciliation).
+    sink: Sink
     dead_letters: int = 0
 
 
@@ -336,10 +342,16 @@ class Pollers:
         return json.dumps(order, ensure_ascii=False)
 
     async def _pull(
-        self, shop: Shop, api: OpenApi, creds: Credentials, window: Window, record: OnFailure
+        self,
+        shop: Shop,
+        api: OpenApi,
+        creds: Credentials,
+        window: Window,
+        record: OnFailure,
+        sink: Sink | None = None,
     ) -> _Tally:
-        """Every page of the window, each order handed to intake once."""
-        tally = _Tally(seen=set(), refused=set())
+        """Every page of the window, each order handed to ``sink`` (intake) once."""
+        tally = _Tally(seen=set(), refused=set(), sink=sink or self._ingest)
 
         async def page(number: int) -> ListPage:
             return await self._call(
@@ -396,16 +408,45 @@ class Pollers:
                     )
                     continue
             tally.seen.add(order_id)
-            try:
-                await self._intake.ingest(
-                    shop.platform, shop.shop_id, json.dumps(order, ensure_ascii=False)
-                )
-            except InvalidRequest as err:
+            if not await tally.sink(shop, order_id, order):
                 tally.dead_letters += 1
-                log.info(
-                    "order kept as a dead letter",
-                    extra={**_where(shop), "order_id": order_id, "error": str(err)},
-                )
+
+    async def _ingest(self, shop: Shop, order_id: str, order: RawOrder) -> bool:
+        """Hand one pulled order to intake; False when it was kept as a dead letter."""
+        try:
+            await self._intake.ingest(
+                shop.platform, shop.shop_id, json.dumps(order, ensure_ascii=False)
+            )
+        except InvalidRequest as err:
+            log.info(
+                "order kept as a dead letter",
+                extra={**_where(shop), "order_id": order_id, "error": str(err)},
+            )
+            return False
+        return True
+
+    async def collect(self, shop: Shop, since: datetime, until: datetime) -> list[RawOrder]:
+        """Every order of the shop modified in ``[since, until)``, newest copy of each.
+
+        For reconciliation: nothing is ingested and no cursor moves. The period is pulled
+        window by window as the poller would; a failure raises :class:`PullFailed`.
+        """
+        api = self._api(shop)
+        creds = _credentials(shop)
+        found: dict[str, RawOrder] = {}
+
+        async def keep(_shop: Shop, order_id: str, order: RawOrder) -> bool:
+            found[order_id] = order
+            return True
+
+        async def ignore(_error: ApiError) -> None:
+            return None
+
+        start = since
+        while (window := next_window(start, until, api.max_window, timedelta(0))) is not None:
+            await self._pull(shop, api, creds, window, ignore, keep)
+            start = window.end
+        return list(found.values())
 
     # -- calls -----------------------------------------------------------------------------
 

@@ -73,7 +73,7 @@ async def start_server(hub: Hub, address: str) -> HubServer:
     order_pb2_grpc.add_OrderServiceServicer_to_server(OrderServicer(hub.orders, hub.nats), server)
     routing_pb2_grpc.add_RoutingServiceServicer_to_server(PendingRoutingServicer(), server)
     reconcile_pb2_grpc.add_ReconciliationServiceServicer_to_server(
-        ReconciliationServicer(hub.orders.store), server
+        ReconciliationServicer(hub.orders.store, hub.pull_orders), server
     )
     health_servicer = health.aio.HealthServicer()  # type: ignore[attr-defined]
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

@@ -3,20 +3,25 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
-from datetime import UTC
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 import grpc
 
+from adapters import registry
 from adapters.money import MoneyError, exponent
 from adapters.statements import Field, StatementError, StatementFormat, parse_statement
 from hub.api.errors import abort, invalid
-from hub.domain.reconcile import Amounts, Period, Report, reconcile
+from hub.domain.orders import PlatformOrder, TranslationError
+from hub.domain.reconcile import Amounts, Period, Report, reconcile, records_from_orders
 from hub.store.orders import OrderStore, StoredOrder
 from orderhub.v1 import reconcile_pb2, reconcile_pb2_grpc
 
 Context = grpc.aio.ServicerContext[Any, Any]
+#: Pulls a shop's orders modified in [since, until) from its platform: (platform, shop_id,
+#: since, until) → raw orders. Raises LookupError for a shop it cannot reach.
+Puller = Callable[[str, str, datetime, datetime], Awaitable[list[dict[str, Any]]]]
 _PAGE = 1000
 
 _FORMATS = {
@@ -98,8 +103,9 @@ def report_message(
 class ReconciliationServicer(reconcile_pb2_grpc.ReconciliationServiceServicer):
     """Reconciliation of one shop and period against an uploaded statement."""
 
-    def __init__(self, store: OrderStore) -> None:
+    def __init__(self, store: OrderStore, pull: Puller | None = None) -> None:
         self._store = store
+        self._pull = pull
 
     async def Reconcile(
         self, request: reconcile_pb2.ReconcileRequest, context: Context
@@ -117,10 +123,19 @@ class ReconciliationServicer(reconcile_pb2_grpc.ReconciliationServiceServicer):
         end = request.period_end.ToDatetime(tzinfo=UTC)
         if end <= start:
             await abort(context, invalid("period_end", "period_end must be after period_start"))
+        if request.pull_from_platform:
+            if request.statement:
+                await abort(
+                    context,
+                    invalid("statement", "give a statement or pull_from_platform, not both"),
+                )
+            return await self._reconcile_pulled(request, context, platform, shop_id, start, end)
         if not request.statement:
-            # The hub's own pulled copies are what it reconciles against, so comparing them
-            # with themselves would always agree: a statement from the platform is needed.
-            await abort(context, invalid("statement", "statement is required"))
+            # The hub's own stored copies are what it reconciles against, so comparing them
+            # with themselves would always agree: the platform's side is needed.
+            await abort(
+                context, invalid("statement", "statement is required (or pull_from_platform)")
+            )
         if request.statement_format not in _FORMATS:
             await abort(
                 context,
@@ -153,3 +168,40 @@ class ReconciliationServicer(reconcile_pb2_grpc.ReconciliationServiceServicer):
         except ValueError as err:  # e.g. one order listed in two currencies
             await abort(context, invalid("statement", str(err)))
         return report_message(report, request, platform, shop_id)
+
+    async def _reconcile_pulled(
+        self,
+        request: reconcile_pb2.ReconcileRequest,
+        context: Context,
+        platform: str,
+        shop_id: str,
+        start: datetime,
+        end: datetime,
+    ) -> reconcile_pb2.ReconcileResponse:
+        """The platform's fresh copies of the period's orders against the hub's."""
+        if self._pull is None:
+            await abort(context, invalid("pull_from_platform", "this hub cannot pull orders"))
+        assert self._pull is not None
+        try:
+            raws = await self._pull(platform, shop_id, start, datetime.now(UTC))
+        except LookupError as err:
+            await abort(context, invalid("shop_id", str(err)))
+        except Exception as err:  # the platform refused or could not be reached
+            await context.abort(
+                grpc.StatusCode.UNAVAILABLE, f"pulling from {platform} failed: {err}"
+            )
+        orders: list[PlatformOrder] = []
+        untranslatable = 0
+        for raw in raws:
+            try:
+                orders.append(registry.translate(platform, raw, shop_id))
+            except TranslationError:
+                untranslatable += 1
+        hub_orders = await asyncio.to_thread(shop_orders, self._store, platform, shop_id)
+        report = await asyncio.to_thread(
+            reconcile, records_from_orders(orders), hub_orders, Period(start, end)
+        )
+        answer = report_message(report, request, platform, shop_id)
+        answer.statement_rows = len(raws)
+        answer.untranslatable = untranslatable
+        return answer

@@ -251,3 +251,12 @@ async def test_the_cli_and_the_sdk_report_the_same_differences(
     with pytest.raises(InvalidArgument) as refused:
         await asyncio.to_thread(sdk_bad)
     assert refused.value.field == "statement" and "row 2" in refused.value.message
+
+
+async def test_pulling_needs_the_shops_credentials(
+    grpc_address: str, unique: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["reconcile", "--addr", grpc_address, "--platform", "douyin", "--shop", unique]
+    argv += ["--from", "2024-05-01", "--to", "2024-05-31", "--pull"]
+    assert await asyncio.to_thread(orderhub, argv) == 2
+    assert "no API credentials" in capsys.readouterr().err

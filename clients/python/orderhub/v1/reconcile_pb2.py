@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1borderhub/v1/reconcile.proto\x12\x0borderhub.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe9\x02\n\x10ReconcileRequest\x12\x10\n\x08platform\x18\x01 \x01(\t\x12\x0f\n\x07shop_id\x18\x02 \x01(\t\x12\x30\n\x0cperiod_start\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nperiod_end\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tstatement\x18\x05 \x01(\x0c\x12\x36\n\x10statement_format\x18\x06 \x01(\x0e\x32\x1c.orderhub.v1.StatementFormat\x12\x18\n\x10\x64\x65\x66\x61ult_currency\x18\x07 \x01(\t\x12;\n\x07\x63olumns\x18\x08 \x03(\x0b\x32*.orderhub.v1.ReconcileRequest.ColumnsEntry\x1a.\n\x0c\x43olumnsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"l\n\x0fReconcileTotals\x12\x10\n\x08\x63urrency\x18\x01 \x01(\t\x12\x0e\n\x06orders\x18\x02 \x01(\x03\x12\x10\n\x08paid_fen\x18\x03 \x01(\x03\x12\x14\n\x0crefunded_fen\x18\x04 \x01(\x03\x12\x0f\n\x07net_fen\x18\x05 \x01(\x03\"\xe3\x02\n\x13ReconcileDifference\x12)\n\x04kind\x18\x01 \x01(\x0e\x32\x1b.orderhub.v1.DifferenceKind\x12\x19\n\x11platform_order_id\x18\x02 \x01(\t\x12\x10\n\x08order_id\x18\x03 \x01(\t\x12\x14\n\x0cplatform_fen\x18\x04 \x01(\x03\x12\x0f\n\x07hub_fen\x18\x05 \x01(\x03\x12\x0e\n\x06\x64\x65tail\x18\x06 \x01(\t\x12\x10\n\x08\x63urrency\x18\x07 \x01(\t\x12\x14\n\x0chub_currency\x18\x08 \x01(\t\x12\x17\n\x0fplatform_orders\x18\t \x01(\x03\x12\x19\n\x11platform_paid_fen\x18\n \x01(\x03\x12\x1d\n\x15platform_refunded_fen\x18\x0b \x01(\x03\x12\x12\n\nhub_orders\x18\x0c \x01(\x03\x12\x14\n\x0chub_paid_fen\x18\r \x01(\x03\x12\x18\n\x10hub_refunded_fen\x18\x0e \x01(\x03\"K\n\x0f\x44ifferenceCount\x12)\n\x04kind\x18\x01 \x01(\x0e\x32\x1b.orderhub.v1.DifferenceKind\x12\r\n\x05\x63ount\x18\x02 \x01(\x03\"\x90\x03\n\x11ReconcileResponse\x12\x10\n\x08platform\x18\x01 \x01(\t\x12\x0f\n\x07shop_id\x18\x02 \x01(\t\x12\x30\n\x0cperiod_start\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nperiod_end\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x35\n\x0fplatform_totals\x18\x05 \x03(\x0b\x32\x1c.orderhub.v1.ReconcileTotals\x12\x30\n\nhub_totals\x18\x06 \x03(\x0b\x32\x1c.orderhub.v1.ReconcileTotals\x12\x35\n\x0b\x64ifferences\x18\x07 \x03(\x0b\x32 .orderhub.v1.ReconcileDifference\x12,\n\x06\x63ounts\x18\x08 \x03(\x0b\x32\x1c.orderhub.v1.DifferenceCount\x12\x16\n\x0estatement_rows\x18\t \x01(\x03\x12\x10\n\x08\x62\x61lanced\x18\n \x01(\x08*i\n\x0fStatementFormat\x12 \n\x1cSTATEMENT_FORMAT_UNSPECIFIED\x10\x00\x12\x18\n\x14STATEMENT_FORMAT_CSV\x10\x01\x12\x1a\n\x16STATEMENT_FORMAT_JSONL\x10\x02*\x99\x02\n\x0e\x44ifferenceKind\x12\x1f\n\x1b\x44IFFERENCE_KIND_UNSPECIFIED\x10\x00\x12\"\n\x1e\x44IFFERENCE_KIND_MISSING_IN_HUB\x10\x01\x12\'\n#DIFFERENCE_KIND_MISSING_ON_PLATFORM\x10\x02\x12(\n$DIFFERENCE_KIND_REFUND_NOT_REFLECTED\x10\x03\x12#\n\x1f\x44IFFERENCE_KIND_AMOUNT_MISMATCH\x10\x04\x12#\n\x1f\x44IFFERENCE_KIND_STATUS_MISMATCH\x10\x05\x12%\n!DIFFERENCE_KIND_CURRENCY_MISMATCH\x10\x06\x32\x63\n\x15ReconciliationService\x12J\n\tReconcile\x12\x1d.orderhub.v1.ReconcileRequest\x1a\x1e.orderhub.v1.ReconcileResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1borderhub/v1/reconcile.proto\x12\x0borderhub.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x85\x03\n\x10ReconcileRequest\x12\x10\n\x08platform\x18\x01 \x01(\t\x12\x0f\n\x07shop_id\x18\x02 \x01(\t\x12\x30\n\x0cperiod_start\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nperiod_end\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tstatement\x18\x05 \x01(\x0c\x12\x36\n\x10statement_format\x18\x06 \x01(\x0e\x32\x1c.orderhub.v1.StatementFormat\x12\x18\n\x10\x64\x65\x66\x61ult_currency\x18\x07 \x01(\t\x12;\n\x07\x63olumns\x18\x08 \x03(\x0b\x32*.orderhub.v1.ReconcileRequest.ColumnsEntry\x12\x1a\n\x12pull_from_platform\x18\t \x01(\x08\x1a.\n\x0c\x43olumnsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"l\n\x0fReconcileTotals\x12\x10\n\x08\x63urrency\x18\x01 \x01(\t\x12\x0e\n\x06orders\x18\x02 \x01(\x03\x12\x10\n\x08paid_fen\x18\x03 \x01(\x03\x12\x14\n\x0crefunded_fen\x18\x04 \x01(\x03\x12\x0f\n\x07net_fen\x18\x05 \x01(\x03\"\xe3\x02\n\x13ReconcileDifference\x12)\n\x04kind\x18\x01 \x01(\x0e\x32\x1b.orderhub.v1.DifferenceKind\x12\x19\n\x11platform_order_id\x18\x02 \x01(\t\x12\x10\n\x08order_id\x18\x03 \x01(\t\x12\x14\n\x0cplatform_fen\x18\x04 \x01(\x03\x12\x0f\n\x07hub_fen\x18\x05 \x01(\x03\x12\x0e\n\x06\x64\x65tail\x18\x06 \x01(\t\x12\x10\n\x08\x63urrency\x18\x07 \x01(\t\x12\x14\n\x0chub_currency\x18\x08 \x01(\t\x12\x17\n\x0fplatform_orders\x18\t \x01(\x03\x12\x19\n\x11platform_paid_fen\x18\n \x01(\x03\x12\x1d\n\x15platform_refunded_fen\x18\x0b \x01(\x03\x12\x12\n\nhub_orders\x18\x0c \x01(\x03\x12\x14\n\x0chub_paid_fen\x18\r \x01(\x03\x12\x18\n\x10hub_refunded_fen\x18\x0e \x01(\x03\"K\n\x0f\x44ifferenceCount\x12)\n\x04kind\x18\x01 \x01(\x0e\x32\x1b.orderhub.v1.DifferenceKind\x12\r\n\x05\x63ount\x18\x02 \x01(\x03\"\xa8\x03\n\x11ReconcileResponse\x12\x10\n\x08platform\x18\x01 \x01(\t\x12\x0f\n\x07shop_id\x18\x02 \x01(\t\x12\x30\n\x0cperiod_start\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nperiod_end\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x35\n\x0fplatform_totals\x18\x05 \x03(\x0b\x32\x1c.orderhub.v1.ReconcileTotals\x12\x30\n\nhub_totals\x18\x06 \x03(\x0b\x32\x1c.orderhub.v1.ReconcileTotals\x12\x35\n\x0b\x64ifferences\x18\x07 \x03(\x0b\x32 .orderhub.v1.ReconcileDifference\x12,\n\x06\x63ounts\x18\x08 \x03(\x0b\x32\x1c.orderhub.v1.DifferenceCount\x12\x16\n\x0estatement_rows\x18\t \x01(\x03\x12\x10\n\x08\x62\x61lanced\x18\n \x01(\x08\x12\x16\n\x0euntranslatable\x18\x0b \x01(\x03*i\n\x0fStatementFormat\x12 \n\x1cSTATEMENT_FORMAT_UNSPECIFIED\x10\x00\x12\x18\n\x14STATEMENT_FORMAT_CSV\x10\x01\x12\x1a\n\x16STATEMENT_FORMAT_JSONL\x10\x02*\x99\x02\n\x0e\x44ifferenceKind\x12\x1f\n\x1b\x44IFFERENCE_KIND_UNSPECIFIED\x10\x00\x12\"\n\x1e\x44IFFERENCE_KIND_MISSING_IN_HUB\x10\x01\x12\'\n#DIFFERENCE_KIND_MISSING_ON_PLATFORM\x10\x02\x12(\n$DIFFERENCE_KIND_REFUND_NOT_REFLECTED\x10\x03\x12#\n\x1f\x44IFFERENCE_KIND_AMOUNT_MISMATCH\x10\x04\x12#\n\x1f\x44IFFERENCE_KIND_STATUS_MISMATCH\x10\x05\x12%\n!DIFFERENCE_KIND_CURRENCY_MISMATCH\x10\x06\x32\x63\n\x15ReconciliationService\x12J\n\tReconcile\x12\x1d.orderhub.v1.ReconcileRequest\x1a\x1e.orderhub.v1.ReconcileResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,22 +34,22 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_RECONCILEREQUEST_COLUMNSENTRY']._loaded_options = None
   _globals['_RECONCILEREQUEST_COLUMNSENTRY']._serialized_options = b'8\001'
-  _globals['_STATEMENTFORMAT']._serialized_start=1389
-  _globals['_STATEMENTFORMAT']._serialized_end=1494
-  _globals['_DIFFERENCEKIND']._serialized_start=1497
-  _globals['_DIFFERENCEKIND']._serialized_end=1778
+  _globals['_STATEMENTFORMAT']._serialized_start=1441
+  _globals['_STATEMENTFORMAT']._serialized_end=1546
+  _globals['_DIFFERENCEKIND']._serialized_start=1549
+  _globals['_DIFFERENCEKIND']._serialized_end=1830
   _globals['_RECONCILEREQUEST']._serialized_start=78
-  _globals['_RECONCILEREQUEST']._serialized_end=439
-  _globals['_RECONCILEREQUEST_COLUMNSENTRY']._serialized_start=393
-  _globals['_RECONCILEREQUEST_COLUMNSENTRY']._serialized_end=439
-  _globals['_RECONCILETOTALS']._serialized_start=441
-  _globals['_RECONCILETOTALS']._serialized_end=549
-  _globals['_RECONCILEDIFFERENCE']._serialized_start=552
-  _globals['_RECONCILEDIFFERENCE']._serialized_end=907
-  _globals['_DIFFERENCECOUNT']._serialized_start=909
-  _globals['_DIFFERENCECOUNT']._serialized_end=984
-  _globals['_RECONCILERESPONSE']._serialized_start=987
-  _globals['_RECONCILERESPONSE']._serialized_end=1387
-  _globals['_RECONCILIATIONSERVICE']._serialized_start=1780
-  _globals['_RECONCILIATIONSERVICE']._serialized_end=1879
+  _globals['_RECONCILEREQUEST']._serialized_end=467
+  _globals['_RECONCILEREQUEST_COLUMNSENTRY']._serialized_start=421
+  _globals['_RECONCILEREQUEST_COLUMNSENTRY']._serialized_end=467
+  _globals['_RECONCILETOTALS']._serialized_start=469
+  _globals['_RECONCILETOTALS']._serialized_end=577
+  _globals['_RECONCILEDIFFERENCE']._serialized_start=580
+  _globals['_RECONCILEDIFFERENCE']._serialized_end=935
+  _globals['_DIFFERENCECOUNT']._serialized_start=937
+  _globals['_DIFFERENCECOUNT']._serialized_end=1012
+  _globals['_RECONCILERESPONSE']._serialized_start=1015
+  _globals['_RECONCILERESPONSE']._serialized_end=1439
+  _globals['_RECONCILIATIONSERVICE']._serialized_start=1832
+  _globals['_RECONCILIATIONSERVICE']._serialized_end=1931
 # @@protoc_insertion_point(module_scope)

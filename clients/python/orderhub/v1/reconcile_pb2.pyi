@@ -122,16 +122,22 @@ class ReconcileRequest(_message.Message):
     STATEMENT_FORMAT_FIELD_NUMBER: _builtins.int
     DEFAULT_CURRENCY_FIELD_NUMBER: _builtins.int
     COLUMNS_FIELD_NUMBER: _builtins.int
+    PULL_FROM_PLATFORM_FIELD_NUMBER: _builtins.int
     platform: _builtins.str
     """taobao, jd, douyin, pdd, shopify, or a configured channel."""
     shop_id: _builtins.str
     statement: _builtins.bytes
-    """The platform's statement for the shop and period, as exported. Required: comparing
-    the hub with its own pulled copies would always agree.
+    """The platform's statement for the shop and period, as exported. Required unless
+    pull_from_platform is set.
     """
     statement_format: Global___StatementFormat.ValueType
     default_currency: _builtins.str
     """ISO 4217 currency of rows without a currency column; CNY when empty."""
+    pull_from_platform: _builtins.bool
+    """Instead of a statement, pull the shop's orders from the platform's open API now (every
+    order modified since period_start) and compare those fresh copies with the hub's: what
+    the hub missed or holds stale shows. Needs the shop's credentials in the shops file.
+    """
     @_builtins.property
     def period_start(self) -> _timestamp_pb2.Timestamp:
         """The period is [period_start, period_end)."""
@@ -156,10 +162,11 @@ class ReconcileRequest(_message.Message):
         statement_format: Global___StatementFormat.ValueType = ...,
         default_currency: _builtins.str = ...,
         columns: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        pull_from_platform: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["period_end", b"period_end", "period_start", b"period_start"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["columns", b"columns", "default_currency", b"default_currency", "period_end", b"period_end", "period_start", b"period_start", "platform", b"platform", "shop_id", b"shop_id", "statement", b"statement", "statement_format", b"statement_format"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["columns", b"columns", "default_currency", b"default_currency", "period_end", b"period_end", "period_start", b"period_start", "platform", b"platform", "pull_from_platform", b"pull_from_platform", "shop_id", b"shop_id", "statement", b"statement", "statement_format", b"statement_format"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -306,12 +313,17 @@ class ReconcileResponse(_message.Message):
     COUNTS_FIELD_NUMBER: _builtins.int
     STATEMENT_ROWS_FIELD_NUMBER: _builtins.int
     BALANCED_FIELD_NUMBER: _builtins.int
+    UNTRANSLATABLE_FIELD_NUMBER: _builtins.int
     platform: _builtins.str
     shop_id: _builtins.str
     statement_rows: _builtins.int
-    """Data rows read from the statement."""
+    """Data rows read from the statement (or orders pulled from the platform)."""
     balanced: _builtins.bool
     """True when the two sides agree order by order."""
+    untranslatable: _builtins.int
+    """Pulled orders that could not be translated (kept out of the comparison; see the hub's
+    dead letters after an ingest of the same orders).
+    """
     @_builtins.property
     def period_start(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -341,10 +353,11 @@ class ReconcileResponse(_message.Message):
         counts: _abc.Iterable[Global___DifferenceCount] | None = ...,
         statement_rows: _builtins.int = ...,
         balanced: _builtins.bool = ...,
+        untranslatable: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["period_end", b"period_end", "period_start", b"period_start"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["balanced", b"balanced", "counts", b"counts", "differences", b"differences", "hub_totals", b"hub_totals", "period_end", b"period_end", "period_start", b"period_start", "platform", b"platform", "platform_totals", b"platform_totals", "shop_id", b"shop_id", "statement_rows", b"statement_rows"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["balanced", b"balanced", "counts", b"counts", "differences", b"differences", "hub_totals", b"hub_totals", "period_end", b"period_end", "period_start", b"period_start", "platform", b"platform", "platform_totals", b"platform_totals", "shop_id", b"shop_id", "statement_rows", b"statement_rows", "untranslatable", b"untranslatable"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
