@@ -145,6 +145,18 @@ class FieldPath:
         """Every non-null value the path reaches; a wrong shape on the way is an error."""
         return [value for value, _ in self.located(root, where)]
 
+    def value(self, root: Any, where: str = "") -> Any:
+        """The one value a simple path (no list selectors) reaches, or None."""
+        node = root
+        for i, (key, _) in enumerate(self.steps):
+            if type(node) is not dict and not isinstance(node, Mapping):
+                at = f.path(where, ".".join(k for k, _ in self.steps[:i]))
+                raise TranslationError(at or "payload", f"expected an object, got {f.kind(node)}")
+            node = node.get(key)
+            if node is None:
+                return None
+        return node
+
     def located(self, root: Any, where: str = "") -> list[tuple[Any, str]]:
         """Like :meth:`collect`, with the path of each value (for error messages)."""
         if self.simple:
@@ -185,6 +197,18 @@ class FieldPath:
         return nodes
 
 
+def _part_text(part: FieldPath, root: Any, where: str) -> str:
+    """The text a template's path puts in: its values, space-separated."""
+    if part.simple:
+        found = part.value(root, where)
+        if found is None:
+            return ""
+        if type(found) is str:
+            return found.strip()
+        return _as_text(found, f.path(where, part.text))
+    return " ".join(_as_text(v, at) for v, at in part.located(root, where))
+
+
 def _as_text(value: Any, at: str) -> str:
     if type(value) is str:
         return value.strip()
@@ -204,16 +228,22 @@ class TextField:
     def read(self, root: Any, where: str = "", joiner: str = "\n") -> str:
         """The field's value in ``root``; ``""`` when every alternative is empty."""
         for option in self.options:
-            if isinstance(option, FieldPath):
+            if isinstance(option, FieldPath) and option.simple:
+                found = option.value(root, where)
+                if found is None:
+                    continue
+                if type(found) is str:
+                    value = found.strip()
+                else:  # the path is only worked out when it is needed for an error
+                    value = _as_text(found, f.path(where, option.text))
+            elif isinstance(option, FieldPath):
                 value = joiner.join(
                     t for t in (_as_text(v, at) for v, at in option.located(root, where)) if t
                 )
             else:
                 value = " ".join(
                     "".join(
-                        part
-                        if isinstance(part, str)
-                        else " ".join(_as_text(v, at) for v, at in part.located(root, where))
+                        part if isinstance(part, str) else _part_text(part, root, where)
                         for part in option
                     ).split()
                 )
