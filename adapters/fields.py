@@ -92,7 +92,7 @@ def objects(m: Obj, key: str, where: str = "", *, required: bool = False) -> lis
 def text(m: Obj, key: str, where: str = "", *, required: bool = False) -> str:
     """A text value, trimmed; numbers are written out, absent or null is ``""``."""
     value = m.get(key)
-    if isinstance(value, str):
+    if type(value) is str or isinstance(value, str):
         result = value.strip()
     elif value is None:
         result = ""

@@ -10,6 +10,7 @@ the currency has, is ROUND_HALF_UP.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
@@ -27,12 +28,16 @@ _CODE = re.compile(r"[A-Z]{3}")
 _DECIMAL = re.compile(r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)")
 _INTEGER = re.compile(r"[+-]?[0-9]+")
 _LIMIT = 2**63  # amounts travel as int64 in the proto
+#: The common case, read without Decimal: "29.90", "199", "-5.5" (at most 15 whole digits).
+_PLAIN = re.compile(r"(-?)([0-9]{1,15})(?:\.([0-9]*))?")
+_ONE = Decimal(1)
 
 
 class MoneyError(ValueError):
     """An amount or currency that cannot be read exactly."""
 
 
+@functools.lru_cache(maxsize=256)
 def exponent(currency: str) -> int:
     """How many decimals the currency's minor unit has (CNY 2, JPY 0, KWD 3)."""
     if not _CODE.fullmatch(currency):
@@ -70,9 +75,15 @@ def _bounded(minor: int, value: object) -> int:
 def major_to_minor(value: object, currency: str = "CNY") -> int:
     """An amount in major units (yuan, dollars) as a string or number → minor units."""
     places = exponent(currency)
+    if type(value) is str and (plain := _PLAIN.fullmatch(value.strip())):
+        sign, whole, fraction = plain.group(1), plain.group(2), plain.group(3) or ""
+        fraction = fraction.rstrip("0")
+        if len(fraction) <= places:  # exact in minor units: integer arithmetic suffices
+            minor: int = int(whole) * 10**places + int(fraction.ljust(places, "0") or "0")
+            return -minor if sign else minor
     number = _decimal(value)
     try:
-        scaled = number.scaleb(places).quantize(Decimal(1), rounding=ROUND_HALF_UP)
+        scaled = number.scaleb(places).quantize(_ONE, rounding=ROUND_HALF_UP)
     except InvalidOperation as exc:
         raise MoneyError(f"amount out of range: {value!r}") from exc
     return _bounded(int(scaled), value)
