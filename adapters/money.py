@@ -75,7 +75,9 @@ def _bounded(minor: int, value: object) -> int:
 def major_to_minor(value: object, currency: str = "CNY") -> int:
     """An amount in major units (yuan, dollars) as a string or number → minor units."""
     places = exponent(currency)
-    if type(value) is str and (plain := _PLAIN.fullmatch(value.strip())):
+    # JSON numbers arrive as Decimal: their text is the digits the platform wrote.
+    text = value if type(value) is str else str(value) if type(value) is Decimal else None
+    if text is not None and (plain := _PLAIN.fullmatch(text.strip())):
         sign, whole, fraction = plain.group(1), plain.group(2), plain.group(3) or ""
         fraction = fraction.rstrip("0")
         if len(fraction) <= places:  # exact in minor units: integer arithmetic suffices
