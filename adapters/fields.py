@@ -147,7 +147,7 @@ def integer(m: Obj, key: str, where: str = "", *, required: bool = True) -> int 
 
 def whole(value: object) -> int | None:
     """The value as a whole number (an integer, a digit string, an integral decimal), or None."""
-    if isinstance(value, int) and not isinstance(value, bool):
+    if type(value) is int or (isinstance(value, int) and not isinstance(value, bool)):
         return value
     if isinstance(value, str) and _WHOLE.fullmatch(value.strip()):
         return int(value.strip())
@@ -173,7 +173,7 @@ def quantity(m: Obj, key: str, where: str = "") -> int:
 def major(m: Obj, key: str, where: str, currency: str, *, required: bool = True) -> int:
     """A major-unit amount (yuan string or number) → minor units; absent is 0 unless required."""
     value = m.get(key)
-    if value is None or value == "":
+    if value is None or (type(value) is str and not value):
         if required:
             fail(where, key, "missing")
         return 0
