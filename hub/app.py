@@ -190,6 +190,39 @@ class Hub:
             raise LookupError(f"shop {platform}/{shop_id} has no API credentials in the shops file")
         return await self.pollers.collect(shop, since, until)
 
+    def shop_list(self) -> list[Any]:
+        """Every configured shop with its poller's state, as ``orderhub.v1.Shop`` messages."""
+        from hub.api.convert import timestamp
+        from orderhub.v1 import order_pb2
+
+        polled = {
+            (p.platform, p.shop_id): p for p in (self.pollers.status() if self.pollers else [])
+        }
+        out = []
+        for shop in sorted(self.shops, key=lambda s: s.key):
+            msg = order_pb2.Shop(
+                platform=shop.platform,
+                shop_id=shop.shop_id,
+                polled=shop.poll,
+                poll_state="not_polled",
+                webhooks_verifiable=bool(
+                    shop.webhook_secret or (shop.platform == "douyin" and shop.app_secret)
+                ),
+                api_credentials=bool(shop.app_key and shop.app_secret and shop.access_token),
+            )
+            status = polled.get(shop.key)
+            if status is not None:
+                msg.poll_state = status.state if shop.poll else "not_polled"
+                msg.failures = status.failures
+                msg.last_error = status.last_error
+                msg.orders_seen = status.orders_seen
+                if status.window_end is not None:
+                    msg.window_end.CopyFrom(timestamp(status.window_end))
+                if status.last_run_at is not None:
+                    msg.last_run_at.CopyFrom(timestamp(status.last_run_at))
+            out.append(msg)
+        return out
+
     async def _follow_shortfalls(self) -> None:
         """Send orders to review when a warehouse cannot keep their holds (now and later)."""
         assert self.nats is not None and self._orders is not None

@@ -166,6 +166,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--format", choices=["table", "json"], default="table", help="output (table)"
     )
 
+    shops = sub.add_parser(
+        "shops", help="list a running hub's shops and where pulling their orders stands"
+    )
+    shops.add_argument(
+        "--addr",
+        default=os.environ.get("ORDERHUB_GRPC_ADDR") or "127.0.0.1:50051",
+        help="the hub's gRPC address (ORDERHUB_GRPC_ADDR, 127.0.0.1:50051)",
+    )
+    shops.add_argument(
+        "--format", choices=["table", "json"], default="table", help="output (table)"
+    )
+
     reconcile = sub.add_parser(
         "reconcile", help="compare a platform statement with a running hub's orders (对账)"
     )
@@ -181,6 +193,10 @@ def main(argv: list[str] | None = None) -> int:
         from hub.cli_stock import run
 
         return run(args)
+    if args.command == "shops":
+        from hub.cli_shops import run as shops
+
+        return shops(args)
     if args.command == "reconcile":
         from hub.cli_reconcile import run as reconcile
 

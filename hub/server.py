@@ -70,7 +70,9 @@ async def start_server(hub: Hub, address: str) -> HubServer:
         WmsServicer(hub.wms, hub.dead_letters, hub.relay, hub.orders.replay), server
     )
     # Filled in by the orders and routing work; until then they answer UNIMPLEMENTED.
-    order_pb2_grpc.add_OrderServiceServicer_to_server(OrderServicer(hub.orders, hub.nats), server)
+    order_pb2_grpc.add_OrderServiceServicer_to_server(
+        OrderServicer(hub.orders, hub.nats, hub.shop_list), server
+    )
     routing_pb2_grpc.add_RoutingServiceServicer_to_server(PendingRoutingServicer(), server)
     reconcile_pb2_grpc.add_ReconciliationServiceServicer_to_server(
         ReconciliationServicer(hub.orders.store, hub.pull_orders), server

@@ -123,9 +123,15 @@ def actor_of(context: Context) -> str:
 class OrderServicer(order_pb2_grpc.OrderServiceServicer):
     """Ingestion, reading, lifecycle and review of unified orders."""
 
-    def __init__(self, intake: OrderIntake, nc: NatsClient | None = None) -> None:
+    def __init__(
+        self,
+        intake: OrderIntake,
+        nc: NatsClient | None = None,
+        shops: Callable[[], list[order_pb2.Shop]] | None = None,
+    ) -> None:
         self._intake = intake
         self._nc = nc
+        self._shops = shops
 
     async def _answer(
         self, context: Context, work: Callable[[], Awaitable[StoredOrder]]
@@ -229,6 +235,12 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
         except (InventoryError, OrderNotFound) as err:
             await abort(context, err)
         return order_pb2.ListOrderEventsResponse(events=[event_message(e) for e in events])
+
+    async def ListShops(
+        self, request: order_pb2.ListShopsRequest, context: Context
+    ) -> order_pb2.ListShopsResponse:
+        shops = await asyncio.to_thread(self._shops) if self._shops is not None else []
+        return order_pb2.ListShopsResponse(shops=shops)
 
     async def WatchOrders(
         self, request: order_pb2.WatchOrdersRequest, context: Context

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -14,6 +15,7 @@ import grpc
 import pytest
 
 from hub.app import Hub
+from hub.cli import main as orderhub
 from orderhub.v1 import order_pb2, order_pb2_grpc
 from tests.conftest import E2E_SHOPIFY_SHOP, E2E_WEBHOOK_SECRET
 
@@ -66,3 +68,15 @@ async def test_a_signed_shopify_push_is_an_order_and_a_forged_one_is_refused(
     got = await orders.GetOrder(order_pb2.GetOrderRequest(order_id=answer["order_id"]))
     assert got.order.platform_order_id == str(order["id"])
     assert got.order.shop_id == E2E_SHOPIFY_SHOP
+
+
+async def test_the_hub_lists_its_shops_and_their_pulling(
+    orders: order_pb2_grpc.OrderServiceStub, grpc_address: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    listed = await orders.ListShops(order_pb2.ListShopsRequest())
+    (shop,) = [s for s in listed.shops if s.shop_id == E2E_SHOPIFY_SHOP]
+    assert (shop.platform, shop.polled, shop.poll_state) == ("shopify", False, "not_polled")
+    assert shop.webhooks_verifiable and not shop.api_credentials
+    assert await asyncio.to_thread(orderhub, ["shops", "--addr", grpc_address]) == 0
+    table = capsys.readouterr().out
+    assert E2E_SHOPIFY_SHOP in table and "not_polled" in table

@@ -813,6 +813,11 @@ class OrderHubClient(_ClientBase):
         request = _ingest_orders_request(orders)
         return list(self.call(self.orders.IngestPlatformOrders, request, idempotent=True).results)
 
+    def list_shops(self) -> list[order_pb2.Shop]:
+        """The hub's configured shops and where pulling each one's orders stands."""
+        request = order_pb2.ListShopsRequest()
+        return list(self.call(self.orders.ListShops, request, idempotent=True).shops)
+
     def get_order(self, order_id: str) -> order_pb2.Order:
         """One order by the hub's id."""
         request = order_pb2.GetOrderRequest(order_id=order_id)
@@ -1175,6 +1180,11 @@ class AsyncOrderHubClient(_ClientBase):
         request = _ingest_orders_request(orders)
         answer = await self.call(self.orders.IngestPlatformOrders, request, idempotent=True)
         return list(answer.results)
+
+    async def list_shops(self) -> list[order_pb2.Shop]:
+        """The hub's configured shops and where pulling each one's orders stands."""
+        request = order_pb2.ListShopsRequest()
+        return list((await self.call(self.orders.ListShops, request, idempotent=True)).shops)
 
     async def get_order(self, order_id: str) -> order_pb2.Order:
         """One order by the hub's id."""

@@ -961,3 +961,98 @@ class WatchOrdersResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___WatchOrdersResponse: _TypeAlias = WatchOrdersResponse  # noqa: Y015
+
+@_typing.final
+class ListShopsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListShopsRequest: _TypeAlias = ListShopsRequest  # noqa: Y015
+
+@_typing.final
+class Shop(_message.Message):
+    """A configured shop (from the shops file) and its poller."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PLATFORM_FIELD_NUMBER: _builtins.int
+    SHOP_ID_FIELD_NUMBER: _builtins.int
+    POLLED_FIELD_NUMBER: _builtins.int
+    POLL_STATE_FIELD_NUMBER: _builtins.int
+    WINDOW_END_FIELD_NUMBER: _builtins.int
+    LAST_RUN_AT_FIELD_NUMBER: _builtins.int
+    FAILURES_FIELD_NUMBER: _builtins.int
+    LAST_ERROR_FIELD_NUMBER: _builtins.int
+    ORDERS_SEEN_FIELD_NUMBER: _builtins.int
+    WEBHOOKS_VERIFIABLE_FIELD_NUMBER: _builtins.int
+    API_CREDENTIALS_FIELD_NUMBER: _builtins.int
+    platform: _builtins.str
+    shop_id: _builtins.str
+    polled: _builtins.bool
+    """Whether its orders are pulled on a schedule."""
+    poll_state: _builtins.str
+    """not_polled, not_started, pulling, idle, backing_off, stopped (see last_error) or off."""
+    failures: _builtins.int
+    """Failed runs since the last good one."""
+    last_error: _builtins.str
+    orders_seen: _builtins.int
+    webhooks_verifiable: _builtins.bool
+    """Whether pushes from it can be verified (a webhook secret, or Douyin's app key and secret)."""
+    api_credentials: _builtins.bool
+    """Whether the hub can call its open API (app key, secret and session are set)."""
+    @_builtins.property
+    def window_end(self) -> _timestamp_pb2.Timestamp:
+        """Orders modified up to here have been pulled."""
+
+    @_builtins.property
+    def last_run_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        platform: _builtins.str = ...,
+        shop_id: _builtins.str = ...,
+        polled: _builtins.bool = ...,
+        poll_state: _builtins.str = ...,
+        window_end: _timestamp_pb2.Timestamp | None = ...,
+        last_run_at: _timestamp_pb2.Timestamp | None = ...,
+        failures: _builtins.int = ...,
+        last_error: _builtins.str = ...,
+        orders_seen: _builtins.int = ...,
+        webhooks_verifiable: _builtins.bool = ...,
+        api_credentials: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["last_run_at", b"last_run_at", "window_end", b"window_end"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["api_credentials", b"api_credentials", "failures", b"failures", "last_error", b"last_error", "last_run_at", b"last_run_at", "orders_seen", b"orders_seen", "platform", b"platform", "poll_state", b"poll_state", "polled", b"polled", "shop_id", b"shop_id", "webhooks_verifiable", b"webhooks_verifiable", "window_end", b"window_end"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Shop: _TypeAlias = Shop  # noqa: Y015
+
+@_typing.final
+class ListShopsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SHOPS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def shops(self) -> _containers.RepeatedCompositeFieldContainer[Global___Shop]: ...
+    def __init__(
+        self,
+        *,
+        shops: _abc.Iterable[Global___Shop] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["shops", b"shops"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListShopsResponse: _TypeAlias = ListShopsResponse  # noqa: Y015

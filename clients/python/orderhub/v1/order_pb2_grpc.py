@@ -100,6 +100,11 @@ class OrderServiceStub:
                 request_serializer=orderhub_dot_v1_dot_order__pb2.WatchOrdersRequest.SerializeToString,
                 response_deserializer=orderhub_dot_v1_dot_order__pb2.WatchOrdersResponse.FromString,
                 _registered_method=True)
+        self.ListShops = channel.unary_unary(
+                '/orderhub.v1.OrderService/ListShops',
+                request_serializer=orderhub_dot_v1_dot_order__pb2.ListShopsRequest.SerializeToString,
+                response_deserializer=orderhub_dot_v1_dot_order__pb2.ListShopsResponse.FromString,
+                _registered_method=True)
 
 
 class OrderServiceServicer:
@@ -198,6 +203,13 @@ class OrderServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListShops(self, request, context):
+        """The configured shops and where pulling each one's orders stands.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_OrderServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -265,6 +277,11 @@ def add_OrderServiceServicer_to_server(servicer, server):
                     servicer.WatchOrders,
                     request_deserializer=orderhub_dot_v1_dot_order__pb2.WatchOrdersRequest.FromString,
                     response_serializer=orderhub_dot_v1_dot_order__pb2.WatchOrdersResponse.SerializeToString,
+            ),
+            'ListShops': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListShops,
+                    request_deserializer=orderhub_dot_v1_dot_order__pb2.ListShopsRequest.FromString,
+                    response_serializer=orderhub_dot_v1_dot_order__pb2.ListShopsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -619,6 +636,33 @@ class OrderService:
             '/orderhub.v1.OrderService/WatchOrders',
             orderhub_dot_v1_dot_order__pb2.WatchOrdersRequest.SerializeToString,
             orderhub_dot_v1_dot_order__pb2.WatchOrdersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListShops(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/orderhub.v1.OrderService/ListShops',
+            orderhub_dot_v1_dot_order__pb2.ListShopsRequest.SerializeToString,
+            orderhub_dot_v1_dot_order__pb2.ListShopsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -61,6 +61,8 @@ class OrderServiceStub:
     """Everything that happened to an order: who, when, why."""
     WatchOrders: _grpc.UnaryStreamMultiCallable[_order_pb2.WatchOrdersRequest, _order_pb2.WatchOrdersResponse]
     """Streams order changes as they happen, optionally filtered."""
+    ListShops: _grpc.UnaryUnaryMultiCallable[_order_pb2.ListShopsRequest, _order_pb2.ListShopsResponse]
+    """The configured shops and where pulling each one's orders stands."""
 
 @_typing.type_check_only
 class OrderServiceAsyncStub(OrderServiceStub):
@@ -95,6 +97,8 @@ class OrderServiceAsyncStub(OrderServiceStub):
     """Everything that happened to an order: who, when, why."""
     WatchOrders: _aio.UnaryStreamMultiCallable[_order_pb2.WatchOrdersRequest, _order_pb2.WatchOrdersResponse]  # type: ignore[assignment]
     """Streams order changes as they happen, optionally filtered."""
+    ListShops: _aio.UnaryUnaryMultiCallable[_order_pb2.ListShopsRequest, _order_pb2.ListShopsResponse]  # type: ignore[assignment]
+    """The configured shops and where pulling each one's orders stands."""
 
 class OrderServiceServicer(metaclass=_abc_1.ABCMeta):
     """OrderService takes orders from every channel into one schema."""
@@ -204,5 +208,13 @@ class OrderServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_order_pb2.WatchOrdersResponse], _abc.AsyncIterator[_order_pb2.WatchOrdersResponse]]:
         """Streams order changes as they happen, optionally filtered."""
+
+    @_abc_1.abstractmethod
+    def ListShops(
+        self,
+        request: _order_pb2.ListShopsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_order_pb2.ListShopsResponse, _abc.Awaitable[_order_pb2.ListShopsResponse]]:
+        """The configured shops and where pulling each one's orders stands."""
 
 def add_OrderServiceServicer_to_server(servicer: OrderServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
