@@ -155,13 +155,11 @@ class OrderIntake:
                 named = letter.headers.get("platform_order_id", "")
                 if named:  # a push that named the order by id only: fetch it now
                     if self.fetch_order is None:
-                        raise TranslationError("", "no order fetcher is configured")
+                        raise FetchFailed(f"order {named}: no order fetcher is configured")
                     try:
                         payload = await self.fetch_order(platform, shop_id, named)
                     except Exception as err:  # the platform call failed: try again later
-                        raise TranslationError(
-                            "", f"fetching order {named} failed: {err!r}"
-                        ) from err
+                        raise FetchFailed(f"fetching order {named} failed: {err!r}") from err
                 order = registry.translate(platform, payload, shop_id)
                 saved = await self._take(order)
             except TranslationError as err:

@@ -21,7 +21,7 @@ from hub.orders import OrderIntake
 from hub.shops import Shop, Shops
 from hub.store import schema
 from hub.store.db import make_engine
-from hub.store.dead_letters import DeadLetters
+from hub.store.dead_letters import DeadLetters, LetterStatus
 from hub.store.master_data import MasterData
 from hub.store.orders import OrderStore, Saved
 from hub.webhooks import WebhookReceiver, split_addr
@@ -356,3 +356,27 @@ async def test_health_and_listen_addresses(lite: Hub) -> None:
     assert split_addr("[::1]:0") == ("::1", 0)
     with pytest.raises(ValueError):
         split_addr("localhost")
+
+
+async def test_a_kept_douyin_push_is_replayed_by_fetching_the_order_again(hub: Hub) -> None:
+    body, headers = douyin_push(tagged("101", "m9", p_id=int(DOUYIN_ORDER_ID)))
+    await hub.post("douyin", "dy-1", body, headers)
+    letters = DeadLetters(hub.engine).listing(source="webhook")
+    assert [x.error for x in letters] == ["FETCH_FAILED"]
+
+    async def fetch(platform: str, shop_id: str, order_id: str) -> str:
+        return await hub.fetcher(SHOPS.get(platform, shop_id), order_id)  # type: ignore[arg-type]
+
+    # Without a fetcher, or while the platform still says no, the letter stays open as a
+    # failed fetch, not as an order that cannot be translated.
+    [still] = await hub.intake.replay(letters)
+    assert (still.status, still.error) == (LetterStatus.OPEN, "FETCH_FAILED")
+    hub.intake.fetch_order = fetch
+    [again] = await hub.intake.replay(DeadLetters(hub.engine).listing(source="webhook"))
+    assert (again.status, again.error) == (LetterStatus.OPEN, "FETCH_FAILED")
+    assert "douyin said no" in again.reason
+
+    hub.fetcher.orders[DOUYIN_ORDER_ID] = DOUYIN_DETAIL
+    [done] = await hub.intake.replay(DeadLetters(hub.engine).listing(source="webhook"))
+    assert done.status is LetterStatus.REPLAYED
+    assert hub.intake.store.find("douyin", "dy-1", DOUYIN_ORDER_ID) is not None
