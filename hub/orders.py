@@ -239,15 +239,7 @@ class OrderIntake:
             except (InventoryError, ShardUnavailable) as err:
                 # Stored anyway; its hold is retried on the next copy or by a person.
                 placement = Placement(REVIEW, (f"NOT_HELD: {err}",))
-        hold = None
-        if held is not None:
-            hold = (
-                Change("stock_held", f"until {held.expires_at.isoformat()}"),
-                {
-                    "hold_key": order_id,
-                    "lines": _held(held),
-                },
-            )
+        hold = _held_event(order_id, held) if held is not None else None
         stored = await self._inserts.submit(NewOrder(order_id, order, tuple(tags), placement, hold))
         if stored is None:
             if held is not None and self._inventory is not None:
@@ -313,8 +305,8 @@ class OrderIntake:
                 events=[],
                 hold_key=f"{stored.order_id}~{stored.version}",
             )
-            stored = rekeyed or await self._reload(stored.order_id)
-        return await self._hold(stored, want, record=not repeat and had != want)
+            stored = rekeyed or await self._get(stored.order_id)
+        return await self._hold(stored, want, record=had != want)
 
     async def _hold(
         self, stored: StoredOrder, want: Sequence[tuple[str, int]], *, record: bool
@@ -331,13 +323,8 @@ class OrderIntake:
             # The order is stored; its hold is retried on the next copy or by a person.
             return await asyncio.to_thread(self.store.send_to_review, stored, f"NOT_HELD: {err}")
         if record and held.status is ReservationStatus.HELD:
-            await asyncio.to_thread(
-                self.store.record,
-                stored,
-                [Change("stock_held", f"until {held.expires_at.isoformat()}")],
-                "hub",
-                {"hold_key": stored.hold_key, "lines": _held(held)},
-            )
+            change, details = _held_event(stored.hold_key, held)
+            await asyncio.to_thread(self.store.record, stored, [change], "hub", details)
         return stored
 
     async def _release(self, stored: StoredOrder, actor: str, why: str) -> None:
@@ -561,9 +548,6 @@ class OrderIntake:
             raise OrderNotFound(f"no order {order_id!r}", field="order_id")
         return stored
 
-    async def _reload(self, order_id: str) -> StoredOrder:
-        return await self._get(order_id)
-
     def _keep(
         self, platform: str, shop_id: str, payload: str | bytes, err: TranslationError
     ) -> None:
@@ -583,6 +567,12 @@ class OrderIntake:
                 )
             ]
         )
+
+
+def _held_event(hold_key: str, held: Reservation) -> tuple[Change, dict[str, Any]]:
+    """The ``stock_held`` event of a hold and its details."""
+    change = Change("stock_held", f"until {held.expires_at.isoformat()}")
+    return change, {"hold_key": hold_key, "lines": _held(held)}
 
 
 def _held(reservation: Reservation) -> list[dict[str, Any]]:

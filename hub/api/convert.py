@@ -7,6 +7,7 @@ from typing import Protocol
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from hub import events
 from hub.domain.inventory import LevelView, Reservation, ReservationStatus
 from hub.store.inventory_map import Dimension, MapRow
 from hub.store.master_data import Carrier, Sku, Warehouse
@@ -139,7 +140,7 @@ def utcnow() -> datetime:
 
 def rfc3339(ts: Timestamp) -> str:
     """A protobuf Timestamp as RFC 3339 UTC."""
-    return ts.ToDatetime(tzinfo=UTC).isoformat().replace("+00:00", "Z")
+    return events.rfc3339(ts.ToDatetime(tzinfo=UTC))
 
 
 def parse_rfc3339(text: str) -> datetime:

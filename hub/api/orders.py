@@ -279,19 +279,19 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
                     stored = await asyncio.to_thread(self._intake.store.get, body["order_id"])
                     if stored is None:
                         continue
+                    event = OrderEvent(
+                        order_id=body["order_id"],
+                        version=int(body.get("version", 0)),
+                        kind=body.get("kind", ""),
+                        from_status=body.get("from_status", ""),
+                        to_status=body.get("status", ""),
+                        actor=body.get("actor", ""),
+                        reason=body.get("reason", ""),
+                        details=body.get("details", {}),
+                        at=convert.parse_rfc3339(body["at"]),
+                    )
                     yield order_pb2.WatchOrdersResponse(
-                        event=order_pb2.OrderEvent(
-                            order_id=body["order_id"],
-                            version=int(body.get("version", 0)),
-                            kind=body.get("kind", ""),
-                            from_status=status_message(body.get("from_status", "")),
-                            to_status=status_message(body.get("status", "")),
-                            actor=body.get("actor", ""),
-                            reason=body.get("reason", ""),
-                            details_json=json.dumps(body.get("details", {}), ensure_ascii=False),
-                            at=convert.timestamp(convert.parse_rfc3339(body["at"])),
-                        ),
-                        order=order_message(stored),
+                        event=event_message(event), order=order_message(stored)
                     )
         finally:
             with contextlib.suppress(Exception):

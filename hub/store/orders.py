@@ -16,7 +16,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, Engine, insert, select, tuple_, update
-from sqlalchemy.exc import IntegrityError
 
 from hub.domain.intake import REVIEW, Placement, carry_review, merge
 from hub.domain.lifecycle import Change, changes
@@ -112,10 +111,10 @@ class OrderStore:
             existing = known or self.find(order.platform, order.shop_id, order.platform_order_id)
             known = None
             if existing is None:
-                try:
-                    return Saved(self._insert(order, tags, placement), duplicate=False)
-                except IntegrityError:
-                    continue
+                inserted = self.insert_new(new_order_id(), order, tags, placement)
+                if inserted is not None:
+                    return Saved(inserted, duplicate=False)
+                continue
             kept_tags, kept_placement = carry_review(existing.tags, tags, placement, order)
             result = merge(existing.order, order)
             if not result.changed:
@@ -218,17 +217,13 @@ class OrderStore:
                 return current
             if reason not in reasons:
                 reasons = (*reasons, reason)
-            events = changes(current.order, current.order, current.queue, REVIEW) or [
-                Change("queued", "review")
-            ]
-            events = [Change(e.kind, reason) for e in events]
             written = self._write(
                 current,
                 {
                     "queue": REVIEW,
                     "review_reasons": json.dumps(list(reasons), ensure_ascii=False),
                 },
-                events,
+                [Change("queued", reason)],
                 actor,
             )
             if written is not None:
@@ -359,38 +354,6 @@ class OrderStore:
             query = query.where(t.c.tags.like(f'%"{tag}"%'))
         with self._engine.connect() as conn:
             return [_stored(r) for r in conn.execute(query.limit(limit))]
-
-    def _insert(
-        self, order: PlatformOrder, tags: Sequence[str], placement: Placement
-    ) -> StoredOrder:
-        now = datetime.now(UTC)
-        order_id = new_order_id()
-        row = _row(order, tags, placement) | {
-            "order_id": order_id,
-            "ingested_at": now,
-            "changed_at": now,
-            "version": 1,
-            "hold_key": order_id,
-        }
-        stored = StoredOrder(
-            order_id=order_id,
-            order=order,
-            queue=placement.queue,
-            tags=tuple(tags),
-            review_reasons=placement.reasons,
-            ingested_at=now,
-            changed_at=now,
-            version=1,
-            hold_key=order_id,
-        )
-        events = changes(None, order, None, placement.queue)
-        if placement.queue:
-            reason = "; ".join(placement.reasons) or placement.queue
-            events.append(Change("queued", reason))
-        with self._engine.begin() as conn:
-            conn.execute(insert(schema.orders).values(**row))
-            self._log(conn, stored, order, placement.queue, events, _platform(order), {}, at=now)
-        return stored
 
     def _update(
         self,
