@@ -24,7 +24,7 @@ from hub.orders import OrderIntake
 from hub.pollers import Pollers
 from hub.relay import OutboxRelay
 from hub.settings import Settings
-from hub.shops import Shops
+from hub.shops import Shop, Shops
 from hub.store.db import make_engine, upgrade
 from hub.store.dead_letters import DeadLetters
 from hub.store.master_data import MasterData
@@ -176,52 +176,26 @@ class Hub:
 
     async def _fetch_order(self, platform: str, shop_id: str, platform_order_id: str) -> str:
         """A platform order's full JSON from the platform's API (for pushes that name ids)."""
-        shop = self.shops.get(platform, shop_id)
-        if shop is None or self.pollers is None:
-            raise LookupError(f"shop {platform}/{shop_id} is not configured in the shops file")
-        return await self.pollers.fetch_order(shop, platform_order_id)
+        shop, pollers = self._api_shop(platform, shop_id, "is not configured in the shops file")
+        return await pollers.fetch_order(shop, platform_order_id)
 
     async def pull_orders(
         self, platform: str, shop_id: str, since: datetime, until: datetime
     ) -> list[dict[str, Any]]:
         """A shop's orders modified in [since, until) from its platform (for reconciliation)."""
+        shop, pollers = self._api_shop(
+            platform, shop_id, "has no API credentials in the shops file", need_key=True
+        )
+        return await pollers.collect(shop, since, until)
+
+    def _api_shop(
+        self, platform: str, shop_id: str, missing: str, *, need_key: bool = False
+    ) -> tuple[Shop, Pollers]:
+        """A configured shop whose platform API the pollers can call; LookupError if none."""
         shop = self.shops.get(platform, shop_id)
-        if shop is None or not shop.app_key or self.pollers is None:
-            raise LookupError(f"shop {platform}/{shop_id} has no API credentials in the shops file")
-        return await self.pollers.collect(shop, since, until)
-
-    def shop_list(self) -> list[Any]:
-        """Every configured shop with its poller's state, as ``orderhub.v1.Shop`` messages."""
-        from hub.api.convert import timestamp
-        from orderhub.v1 import order_pb2
-
-        polled = {
-            (p.platform, p.shop_id): p for p in (self.pollers.status() if self.pollers else [])
-        }
-        out = []
-        for shop in sorted(self.shops, key=lambda s: s.key):
-            msg = order_pb2.Shop(
-                platform=shop.platform,
-                shop_id=shop.shop_id,
-                polled=shop.poll,
-                poll_state="not_polled",
-                webhooks_verifiable=bool(
-                    shop.webhook_secret or (shop.platform == "douyin" and shop.app_secret)
-                ),
-                api_credentials=bool(shop.app_key and shop.app_secret and shop.access_token),
-            )
-            status = polled.get(shop.key)
-            if status is not None:
-                msg.poll_state = status.state if shop.poll else "not_polled"
-                msg.failures = status.failures
-                msg.last_error = status.last_error
-                msg.orders_seen = status.orders_seen
-                if status.window_end is not None:
-                    msg.window_end.CopyFrom(timestamp(status.window_end))
-                if status.last_run_at is not None:
-                    msg.last_run_at.CopyFrom(timestamp(status.last_run_at))
-            out.append(msg)
-        return out
+        if shop is None or (need_key and not shop.app_key) or self.pollers is None:
+            raise LookupError(f"shop {platform}/{shop_id} {missing}")
+        return shop, self.pollers
 
     async def _follow_shortfalls(self) -> None:
         """Send orders to review when a warehouse cannot keep their holds (now and later)."""

@@ -69,10 +69,10 @@ async def start_server(hub: Hub, address: str) -> HubServer:
     wms_pb2_grpc.add_WmsServiceServicer_to_server(
         WmsServicer(hub.wms, hub.dead_letters, hub.relay, hub.orders.replay), server
     )
-    # Filled in by the orders and routing work; until then they answer UNIMPLEMENTED.
     order_pb2_grpc.add_OrderServiceServicer_to_server(
-        OrderServicer(hub.orders, hub.nats, hub.shop_list), server
+        OrderServicer(hub.orders, hub.nats, hub.shops, hub.pollers), server
     )
+    # Filled in by the routing work; until then it answers UNIMPLEMENTED.
     routing_pb2_grpc.add_RoutingServiceServicer_to_server(PendingRoutingServicer(), server)
     reconcile_pb2_grpc.add_ReconciliationServiceServicer_to_server(
         ReconciliationServicer(hub.orders.store, hub.pull_orders), server

@@ -20,6 +20,8 @@ from hub.domain.lifecycle import IllegalTransition, OrderAction, OrderNotFound
 from hub.domain.orders import OrderStatus
 from hub.events import ORDERS
 from hub.orders import OrderIntake
+from hub.pollers import Pollers, PollStatus
+from hub.shops import Shop, Shops
 from hub.store.orders import OrderEvent, StoredOrder
 from orderhub.v1 import order_pb2, order_pb2_grpc
 
@@ -112,6 +114,30 @@ def event_message(e: OrderEvent) -> order_pb2.OrderEvent:
     )
 
 
+def shop_message(shop: Shop, status: PollStatus | None) -> order_pb2.Shop:
+    """A configured shop and, when it has one, its poller's state."""
+    msg = order_pb2.Shop(
+        platform=shop.platform,
+        shop_id=shop.shop_id,
+        polled=shop.poll,
+        poll_state="not_polled",
+        webhooks_verifiable=bool(
+            shop.webhook_secret or (shop.platform == "douyin" and shop.app_secret)
+        ),
+        api_credentials=bool(shop.app_key and shop.app_secret and shop.access_token),
+    )
+    if status is not None:
+        msg.poll_state = status.state if shop.poll else "not_polled"
+        msg.failures = status.failures
+        msg.last_error = status.last_error
+        msg.orders_seen = status.orders_seen
+        if status.window_end is not None:
+            msg.window_end.CopyFrom(convert.timestamp(status.window_end))
+        if status.last_run_at is not None:
+            msg.last_run_at.CopyFrom(convert.timestamp(status.last_run_at))
+    return msg
+
+
 def actor_of(context: Context) -> str:
     """Who is acting, as the caller said (``x-orderhub-actor``), else ``api``."""
     for key, value in context.invocation_metadata() or ():
@@ -127,11 +153,13 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
         self,
         intake: OrderIntake,
         nc: NatsClient | None = None,
-        shops: Callable[[], list[order_pb2.Shop]] | None = None,
+        shops: Shops | None = None,
+        pollers: Pollers | None = None,
     ) -> None:
         self._intake = intake
         self._nc = nc
-        self._shops = shops
+        self._shops = shops or Shops()
+        self._pollers = pollers
 
     async def _answer(
         self, context: Context, work: Callable[[], Awaitable[StoredOrder]]
@@ -239,8 +267,12 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
     async def ListShops(
         self, request: order_pb2.ListShopsRequest, context: Context
     ) -> order_pb2.ListShopsResponse:
-        shops = await asyncio.to_thread(self._shops) if self._shops is not None else []
-        return order_pb2.ListShopsResponse(shops=shops)
+        statuses = await asyncio.to_thread(self._pollers.status) if self._pollers else []
+        polled = {(p.platform, p.shop_id): p for p in statuses}
+        shops = sorted(self._shops, key=lambda shop: shop.key)
+        return order_pb2.ListShopsResponse(
+            shops=[shop_message(shop, polled.get(shop.key)) for shop in shops]
+        )
 
     async def WatchOrders(
         self, request: order_pb2.WatchOrdersRequest, context: Context
