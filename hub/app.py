@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import json
 import logging
 import os
 import time
@@ -17,12 +19,16 @@ from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 
 from actors.inventory import ShardTimings, start_shards
+from actors.lanes import start_lane_shards
+from hub.carrier_events import CarrierEvents
 from hub.embedded import EmbeddedNats, EmbeddedRay
-from hub.events import ALERTS
+from hub.events import ALERTS, HOLDS
 from hub.inventory import Inventory, ShardLink
+from hub.lanes import LaneHealthBoard, policy_from_settings
 from hub.orders import OrderIntake
 from hub.pollers import Pollers
 from hub.relay import OutboxRelay
+from hub.routing import ROUTING_CAUSE, Router
 from hub.settings import Settings
 from hub.shops import Shop, Shops
 from hub.store.db import make_engine, upgrade
@@ -30,6 +36,7 @@ from hub.store.dead_letters import DeadLetters
 from hub.store.master_data import MasterData
 from hub.store.orders import OrderStore
 from hub.store.poll_cursors import PollCursors
+from hub.store.routing import RoutingStore
 from hub.webhooks import WebhookReceiver
 from hub.wms_sync import WmsSync
 
@@ -63,6 +70,11 @@ class Hub:
         self._review_pass = asyncio.Event()
         self._review_task: asyncio.Task[None] | None = None
         self._shortfall_sub: Any = None
+        self.lane_shards: list[Any] = []
+        self._lanes: LaneHealthBoard | None = None
+        self._router: Router | None = None
+        self._carrier: CarrierEvents | None = None
+        self._moves_sub: Any = None
 
     @property
     def inventory(self) -> Inventory:
@@ -89,6 +101,24 @@ class Hub:
         return self._wms
 
     @property
+    def lanes(self) -> LaneHealthBoard:
+        """Lane health over the lane actors (after start)."""
+        assert self._lanes is not None, "hub not started"
+        return self._lanes
+
+    @property
+    def router(self) -> Router:
+        """Order routing (after start)."""
+        assert self._router is not None, "hub not started"
+        return self._router
+
+    @property
+    def carrier_events(self) -> CarrierEvents:
+        """The carrier tracking consumer (after start)."""
+        assert self._carrier is not None, "hub not started"
+        return self._carrier
+
+    @property
     def relay(self) -> OutboxRelay:
         """The outbox relay (after start)."""
         assert self._relay is not None, "hub not started"
@@ -99,6 +129,10 @@ class Hub:
         s = self.settings
         if s.wms_deliver not in ("all", "new"):
             raise ValueError(f"ORDERHUB_WMS_DELIVER must be 'all' or 'new', not {s.wms_deliver!r}")
+        if s.carrier_deliver not in ("all", "new"):
+            raise ValueError(
+                f"ORDERHUB_CARRIER_DELIVER must be 'all' or 'new', not {s.carrier_deliver!r}"
+            )
         s.data_dir.mkdir(parents=True, exist_ok=True)
         # A wrong shops file stops the start here, before anything is running.
         self.shops = Shops.load(s.resolved_shops_file())
@@ -151,6 +185,7 @@ class Hub:
         )
         await self._wms.start()
         await self._follow_shortfalls()
+        await self._start_routing(url, engine)
         self.pollers = Pollers(self.shops, self._orders, PollCursors(engine))
         self._orders.fetch_order = self._fetch_order
         await self.pollers.start()
@@ -173,6 +208,48 @@ class Hub:
                 else "off",
             },
         )
+
+    async def _start_routing(self, url: str, engine: Any) -> None:
+        """Lane actors, the router, carrier tracking, and re-routing when holds move."""
+        s = self.settings
+        assert self.nats is not None and self._orders is not None and self.dead_letters
+        policy = policy_from_settings(s.lane_policy)
+        self.lane_shards = await asyncio.to_thread(
+            start_lane_shards,
+            s.lane_shards,
+            url,
+            namespace=s.ray_namespace,
+            policy=dataclasses.asdict(policy),
+        )
+        self._lanes = LaneHealthBoard([ShardLink(h) for h in self.lane_shards], policy)
+        self._router = Router(
+            RoutingStore(engine),
+            self._orders.store,
+            self.master_data,
+            self.inventory,
+            self._lanes,
+            day_tz=s.routing_day_tz,
+        )
+        await self._lanes.start()
+        await self._router.start(auto=s.auto_route)
+        self._orders.on_ready = self._router.nudge
+        self._carrier = CarrierEvents(
+            self.nats,
+            self._lanes,
+            self.dead_letters,
+            stream=s.carrier_stream,
+            consumer=s.carrier_consumer,
+            deliver_new=s.carrier_deliver == "new",
+        )
+        await self._carrier.start()
+        router = self._router
+
+        async def on_holds(msg: Msg) -> None:
+            moved = moved_orders(msg.data)
+            if moved:
+                await router.holds_moved(moved)
+
+        self._moves_sub = await self.nats.subscribe(f"{HOLDS}.>", cb=on_holds)
 
     async def _fetch_order(self, platform: str, shop_id: str, platform_order_id: str) -> str:
         """A platform order's full JSON from the platform's API (for pushes that name ids)."""
@@ -246,6 +323,15 @@ class Hub:
 
     async def stop(self) -> None:
         """Stop what this hub started, in reverse order."""
+        if self._moves_sub is not None:
+            with contextlib.suppress(Exception):
+                await self._moves_sub.unsubscribe()
+        if self._carrier is not None:
+            await self._carrier.stop()
+        if self._router is not None:
+            await self._router.stop()
+        if self._lanes is not None:
+            await self._lanes.stop()
         if self.pollers is not None:
             await self.pollers.stop()
         if self.webhooks is not None:
@@ -263,9 +349,10 @@ class Hub:
             await self._inventory.settle()
         if self._relay is not None:
             await self._relay.stop()
-        for handle in self.shards:
+        for handle in [*self.shards, *self.lane_shards]:
             ray.kill(handle, no_restart=True)
         self.shards = []
+        self.lane_shards = []
         if self._started_ray:
             ray.shutdown()
         if self._embedded_ray is not None:
@@ -275,3 +362,24 @@ class Hub:
         if self._embedded_nats is not None:
             await asyncio.to_thread(self._embedded_nats.stop)
         log.info("hub stopped")
+
+
+def moved_orders(data: bytes) -> list[str]:
+    """Orders whose hold a warehouse moved, from one hold-events message.
+
+    Routing's own moves are left out: those orders were just routed.
+    """
+    try:
+        body = json.loads(data)
+    except ValueError:
+        return []
+    items = body.get("events", []) if isinstance(body, dict) else []
+    orders = {
+        str(item.get("order_id", "")).split("~", 1)[0]
+        for item in items
+        if isinstance(item, dict)
+        and item.get("kind") == "MOVED_IN"
+        and not str(item.get("cause", "")).startswith(ROUTING_CAUSE)
+    }
+    orders.discard("")
+    return sorted(orders)

@@ -15,6 +15,8 @@ Subjects (``<warehouse>`` is the warehouse id):
 - ``oms.alerts.stock.<kind>``: ``low_stock``, ``low_stock_cleared``, ``count_drift``,
   ``shortfall``.
 - ``oms.shipments.requested.<warehouse>``: a shipment the warehouse must send.
+- ``oms.alerts.lanes.<state>``: a lane's breaker changed state (``open``, ``half_open``,
+  ``closed``), for the operations team.
 - ``oms.orders.<kind>``: an order was received, changed status (``paid``, ``shipped``,
   ``cancelled`` …), got an after-sale request, moved queue, was approved or rejected in
   review, had its stock held, released or committed; ``oms.orders.return_expected`` tells
@@ -40,6 +42,7 @@ ATP = "oms.stock.atp"
 ALERTS = "oms.alerts.stock"
 SHIPMENTS = "oms.shipments.requested"
 ORDERS = "oms.orders"
+LANE_ALERTS = "oms.alerts.lanes"
 #: Items in one message at most; a busier tick is split.
 MAX_ITEMS = 1000
 
@@ -95,6 +98,8 @@ def _hold(e: HoldEvent) -> dict[str, Any]:
     }
     if e.other_warehouse:
         item["other_warehouse"] = e.other_warehouse
+    if e.cause:
+        item["cause"] = e.cause
     return item
 
 
@@ -124,6 +129,36 @@ def alert_message(a: StockAlert) -> OutboxMessage:
         if value:
             body[name] = value
     return _message(f"{ALERTS}.{a.kind.value.lower()}", body)
+
+
+def lane_alert(
+    lane: tuple[str, str, str],
+    from_state: str,
+    to_state: str,
+    at: datetime,
+    reason: str,
+    delay_rate: float,
+    outcomes: int,
+) -> OutboxMessage:
+    """One lane breaker transition; its id is the transition's, so it is published once."""
+    warehouse_id, carrier, province = lane
+    key = f"{warehouse_id}/{carrier}/{province}/{to_state}/{rfc3339(at)}"
+    digest = hashlib.blake2b(key.encode(), digest_size=16).hexdigest()
+    return _message(
+        f"{LANE_ALERTS}.{to_state.lower()}",
+        {
+            "warehouse_id": warehouse_id,
+            "carrier": carrier,
+            "destination_province": province,
+            "from_state": from_state,
+            "to_state": to_state,
+            "at": rfc3339(at),
+            "reason": reason,
+            "delay_rate": round(delay_rate, 4),
+            "outcomes": outcomes,
+        },
+        msg_id="lane-" + digest,
+    )
 
 
 def shipment_request(

@@ -15,7 +15,7 @@ from collections import OrderedDict
 from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from sqlalchemy import Engine
 
@@ -25,6 +25,7 @@ from hub.domain.inventory import (
     LevelView,
     LineRequest,
     Reservation,
+    ReservationClosed,
     ReservationConflict,
     ReservationNotFound,
     ReservationStatus,
@@ -38,6 +39,7 @@ from hub.domain.inventory_ops import (
     Follow,
     GetReservation,
     HeldLines,
+    MoveHolds,
     Op,
     Prepare,
     Release,
@@ -55,25 +57,26 @@ log = logging.getLogger("orderhub.inventory")
 DEFAULT_TTL_SECONDS = 900
 MAX_TTL_SECONDS = 7 * 24 * 3600
 T = TypeVar("T")
+C = TypeVar("C")
 
 
 class ShardUnavailable(Exception):
     """A shard actor failed during a call (it restarts); the request may be retried."""
 
 
-class ShardLink:
-    """Sends commands to one shard actor, many per call."""
+class ShardLink(Generic[C]):
+    """Sends commands to one shard actor, many per call (``apply(list of commands)``)."""
 
     def __init__(self, handle: Any, *, max_batch: int = 1000, max_in_flight: int = 1) -> None:
         self.handle = handle
         self._max_batch = max_batch
         self._max_in_flight = max_in_flight
-        self._queue: list[tuple[Op, asyncio.Future[object]]] = []
+        self._queue: list[tuple[C, asyncio.Future[object]]] = []
         self._in_flight = 0
         self.calls = 0
         self.ops = 0
 
-    async def call(self, op: Op) -> object:
+    async def call(self, op: C) -> object:
         """Send one command (batched with others) and return its answer or raise its error."""
         future: asyncio.Future[object] = asyncio.get_running_loop().create_future()
         self._queue.append((op, future))
@@ -83,7 +86,7 @@ class ShardLink:
             raise result
         return result
 
-    async def call_many(self, ops: Sequence[Op]) -> list[object]:
+    async def call_many(self, ops: Sequence[C]) -> list[object]:
         """Send many commands at once; answers (or errors, as values) in order."""
         loop = asyncio.get_running_loop()
         futures: list[asyncio.Future[object]] = [loop.create_future() for _ in ops]
@@ -105,7 +108,7 @@ class ShardLink:
         self.ops += len(batch)
         asyncio.get_running_loop().create_task(self._round_trip(batch))
 
-    async def _round_trip(self, batch: list[tuple[Op, asyncio.Future[object]]]) -> None:
+    async def _round_trip(self, batch: list[tuple[C, asyncio.Future[object]]]) -> None:
         try:
             results = await self.handle.apply.remote([op for op, _ in batch])
         except Exception as err:  # the actor died or could not be reached
@@ -130,7 +133,7 @@ class AvailabilityFeed:
         self._queue: asyncio.Queue[LevelView] = asyncio.Queue(maxsize=10_000)
         self._tasks: list[asyncio.Task[None]] = []
 
-    async def follow(self, links: Sequence[ShardLink]) -> None:
+    async def follow(self, links: Sequence[ShardLink[Op]]) -> None:
         """Start following each shard's feed from its current position."""
         starts = await asyncio.gather(
             *(ln.handle.changes_since.remote("", -1, 0.0) for ln in links)
@@ -138,7 +141,7 @@ class AvailabilityFeed:
         for link, (incarnation, position, _) in zip(links, starts, strict=True):
             self._tasks.append(asyncio.create_task(self._pump(link, incarnation, position)))
 
-    async def _pump(self, link: ShardLink, incarnation: str, position: int) -> None:
+    async def _pump(self, link: ShardLink[Op], incarnation: str, position: int) -> None:
         while True:
             try:
                 incarnation, position, views = await link.handle.changes_since.remote(
@@ -197,7 +200,7 @@ class _Plan:
 class Inventory:
     """Reservations, stock counts and availability over the shard actors."""
 
-    def __init__(self, links: Sequence[ShardLink], engine: Engine) -> None:
+    def __init__(self, links: Sequence[ShardLink[Op]], engine: Engine) -> None:
         self.links = list(links)
         self._engine = engine
         self._primaries: OrderedDict[str, str] = OrderedDict()
@@ -209,11 +212,11 @@ class Inventory:
         """How many shards own the SKUs."""
         return len(self.links)
 
-    def link_for(self, sku: str) -> ShardLink:
+    def link_for(self, sku: str) -> ShardLink[Op]:
         """The link to the shard that owns ``sku``."""
         return self.links[shard_of(sku, len(self.links))]
 
-    async def _call(self, link: ShardLink, op: Op, kind: type[T]) -> T:
+    async def _call(self, link: ShardLink[Op], op: Op, kind: type[T]) -> T:
         result = await link.call(op)
         assert isinstance(result, kind), f"{type(op).__name__} answered {type(result).__name__}"
         return result
@@ -468,6 +471,43 @@ class Inventory:
             raise ReservationNotFound(f"no reservation for order {order_id}", field="order_id")
         return await self._where_now(result)
 
+    async def move_holds(
+        self, order_id: str, moves: dict[int, str], *, why: str = "routing"
+    ) -> Reservation:
+        """Move whole held lines (line number → warehouse) and answer where the hold is now.
+
+        Each shard moves its lines all or none, so a line is never half moved and its stock
+        is never let go in between; lines of other shards may move or not on their own
+        (the answer says where each line is).
+        """
+        reservation = await self.get_reservation(order_id)
+        if reservation.status is not ReservationStatus.HELD:
+            raise ReservationClosed(
+                f"order {order_id}'s hold is {reservation.status.value.lower()}",
+                field="order_id",
+            )
+        by_shard: dict[int, list[tuple[int, str]]] = {}
+        for line in reservation.lines:
+            target = moves.get(line.line_no)
+            if target and target != line.warehouse_id:
+                by_shard.setdefault(shard_of(line.sku, self.shard_count), []).append(
+                    (line.line_no, target)
+                )
+        if not by_shard:
+            return reservation
+        results = await asyncio.gather(
+            *(
+                self.links[i].call(MoveHolds(order_id, tuple(m), why))
+                for i, m in sorted(by_shard.items())
+            ),
+            return_exceptions=True,
+        )
+        failures = [r for r in results if isinstance(r, BaseException)]
+        moved = await self.get_reservation(order_id)
+        if failures and len(failures) == len(results):
+            raise failures[0]
+        return moved
+
     async def _where_now(self, reservation: Reservation) -> Reservation:
         """The reservation with each line's current warehouse.
 
@@ -513,7 +553,7 @@ class Inventory:
             return await self._where_now(reservation)
         return reservation
 
-    async def _primary_link(self, order_id: str) -> ShardLink:
+    async def _primary_link(self, order_id: str) -> ShardLink[Op]:
         primary_sku = self._primaries.get(order_id)
         if primary_sku is None:
             primary_sku = await asyncio.to_thread(find_primary_sku, self._engine, order_id)

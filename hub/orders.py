@@ -116,6 +116,8 @@ class OrderIntake:
         #: Fetches a platform order's full JSON by id (platform, shop_id, order id); set
         #: when the hub can call the platforms' APIs. Replays pushes that named ids only.
         self.fetch_order: Fetcher | None = None
+        #: Called when an order may now be ready to route (paid, held); set by the hub.
+        self.on_ready: Callable[[], None] | None = None
         # Concurrent orders share their database rounds: one look-up, one insert each.
         self._lookups: Batcher[PlatformOrder, tuple[dict[str, str], StoredOrder | None]] = Batcher(
             self._look_up_many
@@ -203,9 +205,20 @@ class OrderIntake:
         if existing is None:
             new = await self._take_new(order, tags, placement)
             if new is not None:
-                return new
+                return self._ready(new)
         saved = await asyncio.to_thread(self.store.save, order, tags, placement, existing)
-        return await self._settle_stock(saved)
+        return self._ready(await self._settle_stock(saved))
+
+    def _ready(self, saved: Saved) -> Saved:
+        """Tell routing when a paid order outside review was taken in."""
+        stored = saved.stored
+        if (
+            self.on_ready is not None
+            and stored.order.status is OrderStatus.PAID
+            and stored.queue != REVIEW
+        ):
+            self.on_ready()
+        return saved
 
     def _look_up_many(
         self, orders: Sequence[PlatformOrder]
@@ -491,7 +504,7 @@ class OrderIntake:
             if written is None:
                 continue
             await asyncio.to_thread(self.store.resolve_stock_reviews, order_id)
-            return (await self._settle_stock(Saved(written, False))).stored
+            return self._ready(await self._settle_stock(Saved(written, False))).stored
 
     async def reject(self, order_id: str, *, actor: str, reason: str) -> StoredOrder:
         """Refuse an order in review: it is cancelled and its stock goes back."""

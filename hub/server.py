@@ -9,11 +9,12 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from hub.api.orders import OrderServicer
-from hub.api.pending import PendingRoutingServicer
 from hub.api.reconcile import ReconciliationServicer
+from hub.api.routing import RoutingServicer
 from hub.api.stock import StockServicer
 from hub.api.wms import WmsServicer
 from hub.app import Hub
+from hub.carrier_events import SOURCE as CARRIER_SOURCE
 from orderhub.v1 import (
     order_pb2,
     order_pb2_grpc,
@@ -67,13 +68,21 @@ async def start_server(hub: Hub, address: str) -> HubServer:
     )
     assert hub.dead_letters is not None
     wms_pb2_grpc.add_WmsServiceServicer_to_server(
-        WmsServicer(hub.wms, hub.dead_letters, hub.relay, hub.orders.replay), server
+        WmsServicer(
+            hub.wms,
+            hub.dead_letters,
+            hub.relay,
+            hub.orders.replay,
+            replayers={CARRIER_SOURCE: hub.carrier_events.replay},
+        ),
+        server,
     )
     order_pb2_grpc.add_OrderServiceServicer_to_server(
-        OrderServicer(hub.orders, hub.nats, hub.shops, hub.pollers), server
+        OrderServicer(hub.orders, hub.nats, hub.shops, hub.pollers, hub.router.store), server
     )
-    # Filled in by the routing work; until then it answers UNIMPLEMENTED.
-    routing_pb2_grpc.add_RoutingServiceServicer_to_server(PendingRoutingServicer(), server)
+    routing_pb2_grpc.add_RoutingServiceServicer_to_server(
+        RoutingServicer(hub.router, hub.lanes), server
+    )
     reconcile_pb2_grpc.add_ReconciliationServiceServicer_to_server(
         ReconciliationServicer(hub.orders.store, hub.pull_orders), server
     )

@@ -46,6 +46,19 @@ class Settings:
     # The HTTP listener for platform webhooks (POST /webhooks/<platform>/<shop_id>);
     # empty turns it off.
     http_addr: str = "127.0.0.1:8080"
+    # Routing: the time zone whose calendar day warehouse capacity counts against, the
+    # durable consumer of carrier tracking events (carrier.events.>), its stream and where
+    # a new one starts ("all" or "new", as for the WMS),
+    # whether paid orders are routed as soon as their stock is held, and the breaker
+    # policy of the lanes (JSON of BreakerPolicy fields; empty: the defaults).
+    routing_day_tz: str = "Asia/Shanghai"
+    carrier_stream: str = "CARRIER"
+    carrier_consumer: str = "orderhub-carrier"
+    carrier_deliver: str = "all"
+    auto_route: bool = True
+    lane_policy: str = ""
+    # Lane health actors; lanes are few and cheap, one is plenty for most deployments.
+    lane_shards: int = 1
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -67,6 +80,14 @@ class Settings:
             oms_stream=os.environ.get("ORDERHUB_OMS_STREAM", "OMS"),
             shops_file=os.environ.get("ORDERHUB_SHOPS_FILE", ""),
             http_addr=os.environ.get("ORDERHUB_HTTP_ADDR", "127.0.0.1:8080"),
+            routing_day_tz=os.environ.get("ORDERHUB_ROUTING_DAY_TZ", "Asia/Shanghai"),
+            carrier_stream=os.environ.get("ORDERHUB_CARRIER_STREAM", "CARRIER"),
+            carrier_consumer=os.environ.get("ORDERHUB_CARRIER_CONSUMER", "orderhub-carrier"),
+            carrier_deliver=os.environ.get("ORDERHUB_CARRIER_DELIVER", "all"),
+            auto_route=os.environ.get("ORDERHUB_AUTO_ROUTE", "1").lower()
+            not in ("0", "false", "no", "off"),
+            lane_policy=os.environ.get("ORDERHUB_LANE_POLICY", ""),
+            lane_shards=_env_int("ORDERHUB_LANE_SHARDS", 1),
         )
 
     def resolved_database_url(self) -> str:

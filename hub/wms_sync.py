@@ -16,25 +16,20 @@ progress) until it is applied.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
 
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
-from nats.errors import TimeoutError as NatsTimeoutError
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
-from nats.js.errors import NotFoundError
 
 from adapters.wms import Codes, PoisonEvent, decode
+from hub.consuming import DurableConsumer, Poison
 from hub.domain.inventory import InvalidRequest, InventoryError, UnknownSku, UnknownWarehouse
 from hub.domain.movements import MovementResult, StockMovement
 from hub.inventory import Inventory
-from hub.store.dead_letters import DeadLetters, Letter, LetterStatus, NewLetter, ReplayOutcome
-from hub.streams import ensure_stream
+from hub.store.dead_letters import DeadLetters, Letter, LetterStatus, ReplayOutcome
 
 log = logging.getLogger("orderhub.wms")
 
@@ -72,8 +67,11 @@ class _Batch:
     poison: list[tuple[Msg, PoisonEvent]] = field(default_factory=list)
 
 
-class WmsSync:
+class WmsSync(DurableConsumer[SyncCounters]):
     """Consumes ``wms.events.>`` into the inventory."""
+
+    source = SOURCE
+    description = "OrderHub: WMS stock events into the inventory"
 
     def __init__(
         self,
@@ -87,129 +85,18 @@ class WmsSync:
         batch: int = 500,
         ack_wait_s: float = 10.0,
     ) -> None:
-        self._nc = nc
-        self._js = nc.jetstream()
-        self._inventory = inventory
-        self._dead = dead_letters
-        self.stream = stream
-        self.consumer = consumer
-        self._deliver_new = deliver_new
-        self._batch = batch
-        self._ack_wait_s = ack_wait_s
-        self._sub: Any = None
-        self._task: asyncio.Task[None] | None = None
-        self._stopping = asyncio.Event()
-        self._progress = asyncio.Condition()
-        self.counters = SyncCounters()
-
-    async def start(self) -> None:
-        """Find or create the stream and the durable consumer, then start consuming."""
-        self.stream = await ensure_stream(self._js, self.stream, SUBJECTS)
-        await self._ensure_consumer()
-        self._sub = await self._js.pull_subscribe_bind(
-            durable=self.consumer, stream=self.stream, name=self.consumer
+        super().__init__(
+            nc,
+            dead_letters,
+            SyncCounters(),
+            stream=stream,
+            subjects=SUBJECTS,
+            consumer=consumer,
+            deliver_new=deliver_new,
+            batch=batch,
+            ack_wait_s=ack_wait_s,
         )
-        self._task = asyncio.get_running_loop().create_task(self._run())
-        log.info("consuming WMS events", extra={"stream": self.stream, "consumer": self.consumer})
-
-    async def _ensure_consumer(self) -> None:
-        """Create the durable consumer, or bring an existing one's delivery limits up to date.
-
-        At most one batch is ever unacknowledged (``max_ack_pending``): after a crash the
-        stream redelivers that batch before anything newer, so each SKU's events are
-        still applied in the order they were published.
-        """
-        try:
-            info = await self._js.consumer_info(self.stream, self.consumer)
-        except NotFoundError:
-            config = ConsumerConfig(
-                durable_name=self.consumer,
-                ack_policy=AckPolicy.EXPLICIT,
-                ack_wait=self._ack_wait_s,
-                max_ack_pending=self._batch,
-                deliver_policy=DeliverPolicy.NEW if self._deliver_new else DeliverPolicy.ALL,
-                filter_subject=SUBJECTS[0],
-                max_deliver=-1,
-                description="OrderHub: WMS stock events into the inventory",
-            )
-            await self._js.add_consumer(self.stream, config)
-            return
-        current = info.config
-        if current.ack_wait != self._ack_wait_s or current.max_ack_pending != self._batch:
-            current.ack_wait = self._ack_wait_s
-            current.max_ack_pending = self._batch
-            try:
-                await self._js.add_consumer(self.stream, current)
-            except Exception as err:
-                log.warning("could not update consumer %s: %s", self.consumer, err)
-
-    async def stop(self) -> None:
-        """Finish the batch in hand, then stop (the consumer stays for the next start)."""
-        self._stopping.set()
-        if self._task is not None:
-            await self._task
-        if self._sub is not None:
-            try:
-                await self._sub.unsubscribe()
-            except Exception as err:  # the connection may be gone already
-                log.info("unsubscribe: %s", err)
-
-    async def wait_until(
-        self, predicate: Callable[[SyncCounters], bool], timeout_s: float = 10.0
-    ) -> SyncCounters:
-        """Wait until the counters satisfy ``predicate`` (checked after every batch)."""
-        async with self._progress:
-            await asyncio.wait_for(
-                self._progress.wait_for(lambda: predicate(self.counters)), timeout_s
-            )
-        return self.counters
-
-    async def _tell_progress(self) -> None:
-        async with self._progress:
-            self._progress.notify_all()
-
-    async def status(self) -> dict[str, Any]:
-        """Consumer position and counters."""
-        pending = ack_pending = 0
-        try:
-            info = await self._js.consumer_info(self.stream, self.consumer, timeout=2.0)
-            pending, ack_pending = int(info.num_pending or 0), int(info.num_ack_pending or 0)
-        except Exception as err:
-            log.info("consumer info unavailable: %s", err)
-        return {
-            "stream": self.stream,
-            "consumer": self.consumer,
-            "connected": self._nc.is_connected,
-            "pending": pending,
-            "ack_pending": ack_pending,
-        }
-
-    # ------------------------------------------------------------------ consuming
-
-    async def _run(self) -> None:
-        failures = 0
-        while not self._stopping.is_set():
-            try:
-                msgs = await self._sub.fetch(self._batch, timeout=1.0)
-            except (TimeoutError, NatsTimeoutError):
-                continue
-            except Exception as err:  # disconnected, or the server is restarting
-                failures += 1
-                log.warning("fetching WMS events failed (%d): %s", failures, err)
-                await self._pause(min(0.1 * 2**failures, 2.0))
-                continue
-            failures = 0
-            try:
-                await self.handle(msgs)
-                await self._tell_progress()
-            except Exception:
-                # Nothing unacked is lost: JetStream redelivers it after ack_wait.
-                log.exception("a batch of WMS events failed; it will be redelivered")
-                await self._pause(1.0)
-
-    async def _pause(self, seconds: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stopping.wait(), seconds)
+        self._inventory = inventory
 
     async def handle(self, msgs: Sequence[Msg]) -> None:
         """Apply one fetched batch; ack what is durable, keep and terminate poison."""
@@ -243,10 +130,10 @@ class WmsSync:
                 log.warning(
                     "%d WMS events wait for a restarting shard (attempt %d)", len(retry), attempt
                 )
-                if self._stopping.is_set():
+                if self.stopping:
                     break  # unacked: redelivered to whoever consumes next
                 await asyncio.gather(*(m.in_progress() for m, _ in retry))
-                await self._pause(min(0.05 * 2**attempt, 2.0))
+                await self.pause(min(0.05 * 2**attempt, 2.0))
             pending = retry
         if batch.poison:
             await self._keep(batch.poison)
@@ -259,28 +146,7 @@ class WmsSync:
             self.counters.last_applied_at = datetime.now(UTC)
 
     async def _keep(self, poison: list[tuple[Msg, PoisonEvent]]) -> None:
-        """Store poison messages as dead letters, then terminate them."""
-        letters = [
-            NewLetter(
-                source=SOURCE,
-                subject=msg.subject,
-                stream=msg.metadata.stream,
-                stream_seq=msg.metadata.sequence.stream,
-                event_id=p.event_id,
-                headers=dict(msg.headers or {}),
-                payload=msg.data,
-                error=p.code.value,
-                reason=p.reason,
-            )
-            for msg, p in poison
-        ]
-        await asyncio.to_thread(self._dead.keep, letters)
-        for msg, p in poison:
-            log.warning(
-                "WMS event kept as a dead letter",
-                extra={"subject": msg.subject, "error": p.code.value, "reason": p.reason},
-            )
-            await msg.term()
+        await self.keep([(msg, Poison(p.code.value, p.reason, p.event_id)) for msg, p in poison])
         self.counters.dead_lettered += len(poison)
 
     # ------------------------------------------------------------------ replaying

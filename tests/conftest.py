@@ -124,7 +124,11 @@ def hub_settings(database_url: str, data_dir: Path, *, shards: int = 2) -> Setti
         # not this hub's business.
         wms_consumer=f"test-{uuid.uuid4().hex[:10]}",
         wms_deliver="new",
+        carrier_consumer=f"test-{uuid.uuid4().hex[:10]}",
+        carrier_deliver="new",
         http_addr="127.0.0.1:0",
+        # Tests route orders when they mean to (RouteOrder, or Router.start_background).
+        auto_route=False,
     )
 
 
@@ -133,10 +137,13 @@ async def drop_consumer(settings: Settings) -> None:
     nc = await nats.connect(settings.nats_url)
     try:
         js = nc.jetstream()
-        stream = await js.find_stream_name_by_subject("wms.events.>")
-        await js.delete_consumer(stream, settings.wms_consumer)
-    except Exception:
-        pass  # never created, or gone already
+        for subject, consumer in (
+            ("wms.events.>", settings.wms_consumer),
+            ("carrier.events.>", settings.carrier_consumer),
+        ):
+            with contextlib.suppress(Exception):  # never created, or gone already
+                stream = await js.find_stream_name_by_subject(subject)
+                await js.delete_consumer(stream, consumer)
     finally:
         await nc.close()
 

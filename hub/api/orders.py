@@ -23,7 +23,8 @@ from hub.orders import OrderIntake
 from hub.pollers import Pollers, PollStatus
 from hub.shops import Shop, Shops
 from hub.store.orders import OrderEvent, StoredOrder
-from orderhub.v1 import order_pb2, order_pb2_grpc
+from hub.store.routing import RoutedShipment, RoutingStore
+from orderhub.v1 import order_pb2, order_pb2_grpc, routing_pb2, stock_pb2
 
 log = logging.getLogger("orderhub.orders")
 #: Metadata naming who acts, until authentication names them (``x-orderhub-actor``).
@@ -34,6 +35,20 @@ MAX_PAGE = 500
 MAX_INGEST_BATCH = 1000
 
 _STATUS_FROM_PB = {order_pb2.OrderStatus.Value(f"ORDER_STATUS_{s.value}"): s for s in OrderStatus}
+
+
+def shipment_of(p: RoutedShipment) -> routing_pb2.Shipment:
+    """A routed parcel as the API shows it."""
+    return routing_pb2.Shipment(
+        warehouse_id=p.warehouse_id,
+        carrier=p.carrier,
+        lines=[
+            stock_pb2.ReservedLine(sku=sku, quantity=qty, warehouse_id=p.warehouse_id)
+            for sku, qty in p.lines
+        ],
+        promised_hours=p.promised_hours,
+        cost_fen=p.cost_fen,
+    )
 
 
 def order_message(s: StoredOrder) -> order_pb2.Order:
@@ -155,11 +170,13 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
         nc: NatsClient | None = None,
         shops: Shops | None = None,
         pollers: Pollers | None = None,
+        routing: RoutingStore | None = None,
     ) -> None:
         self._intake = intake
         self._nc = nc
         self._shops = shops or Shops()
         self._pollers = pollers
+        self._routing = routing
 
     async def _answer(
         self, context: Context, work: Callable[[], Awaitable[StoredOrder]]
@@ -374,7 +391,11 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
         if stored is None:
             await context.abort(grpc.StatusCode.NOT_FOUND, f"no order {order_id!r}")
         assert stored is not None
-        return order_pb2.GetOrderResponse(order=order_message(stored))
+        message = order_message(stored)
+        if self._routing is not None:
+            parcels = await asyncio.to_thread(self._routing.routed, order_id)
+            message.shipments.extend(shipment_of(p) for p in parcels)
+        return order_pb2.GetOrderResponse(order=message)
 
     async def ListOrders(
         self, request: order_pb2.ListOrdersRequest, context: Context
@@ -399,7 +420,12 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
         )
         more = len(found) > size
         found = found[:size]
+        messages = [order_message(s) for s in found]
+        if self._routing is not None and found:
+            routed = await asyncio.to_thread(self._routing.routed_many, [s.order_id for s in found])
+            for message in messages:
+                message.shipments.extend(shipment_of(p) for p in routed[message.order_id])
         return order_pb2.ListOrdersResponse(
-            orders=[order_message(s) for s in found],
+            orders=messages,
             next_page_token=found[-1].order_id if more else "",
         )

@@ -59,9 +59,12 @@ class WmsServicer(wms_pb2_grpc.WmsServiceServicer):
         dead_letters: DeadLetters,
         relay: OutboxRelay,
         replay_orders: Replayer | None = None,
+        replayers: dict[str, Replayer] | None = None,
     ) -> None:
         self._sync = sync
         self._replay_orders = replay_orders
+        #: Replayers of other sources (``carrier`` …); orders replay the rest.
+        self._replayers = dict(replayers or {})
         self._dead = dead_letters
         self._relay = relay
 
@@ -131,8 +134,12 @@ class WmsServicer(wms_pb2_grpc.WmsServiceServicer):
     async def _replay(self, letters: Sequence[Letter]) -> list[ReplayOutcome]:
         """Each letter replayed by the part of the hub it came from, answers in order."""
         stock = [x for x in letters if x.source == WMS_SOURCE]
-        orders = [x for x in letters if x.source != WMS_SOURCE]
+        orders = [x for x in letters if x.source != WMS_SOURCE and x.source not in self._replayers]
         done = {o.letter_id: o for o in await self._sync.replay(stock)} if stock else {}
+        for source, replayer in self._replayers.items():
+            mine = [x for x in letters if x.source == source]
+            if mine:
+                done.update({o.letter_id: o for o in await replayer(mine)})
         if orders:
             if self._replay_orders is None:
                 for x in orders:

@@ -513,8 +513,10 @@ class InventoryShard:
         self._dirty_lines.add((hold.order_id, hold.line_no))
         hold.warehouse_id = target
         if hold.status is LineStatus.HELD:
-            self._announce(hold, HoldEventKind.MOVED_OUT, now, warehouse=source, other=target)
-            self._announce(hold, HoldEventKind.MOVED_IN, now, other=source)
+            self._announce(
+                hold, HoldEventKind.MOVED_OUT, now, warehouse=source, other=target, cause=event_id
+            )
+            self._announce(hold, HoldEventKind.MOVED_IN, now, other=source, cause=event_id)
         reservation = self.reservations.get(hold.order_id)
         if reservation is not None and reservation.reservation_id == hold.reservation_id:
             reservation.lines = tuple(
@@ -536,6 +538,45 @@ class InventoryShard:
         self._moves.append(move)
         return move
 
+    def move_holds(
+        self, order_id: str, moves: Sequence[tuple[int, str]], why: str, now: datetime
+    ) -> list[ReservedLine]:
+        """Move whole held lines of an order to other warehouses: all of them, or none.
+
+        Routing uses this to follow its decision without letting the stock go in between.
+        Answers every active line of the order in this shard, where it is held now.
+        """
+        active = {h.line_no: h for h in self.lines.get(order_id, ()) if h.status in ACTIVE_LINE}
+        wanted: dict[tuple[str, str], int] = {}
+        chosen: list[tuple[HoldLine, str]] = []
+        for line_no, target in moves:
+            hold = active.get(line_no)
+            if hold is None:
+                raise ReservationNotFound(
+                    f"order {order_id} holds no line {line_no} here", field="order_id"
+                )
+            self._require_warehouse(target)
+            if target == hold.warehouse_id:
+                continue
+            key = (hold.sku, target)
+            need = wanted.get(key, 0) + hold.quantity
+            have = self.available(hold.sku, target)
+            if need > have:
+                raise InsufficientStock(
+                    f"not enough stock of SKU {hold.sku} in warehouse {target} to move "
+                    f"line {line_no} of order {order_id}: wanted {need}, available {have}",
+                    field=hold.sku,
+                )
+            wanted[key] = need
+            chosen.append((hold, target))
+        # Every move fits: apply them all. Nothing above changed state.
+        for hold, target in chosen:
+            self._move_hold(hold, target, why, now)
+        return [
+            ReservedLine(h.line_no, h.sku, h.warehouse_id, h.quantity)
+            for h in sorted(active.values(), key=lambda h: h.line_no)
+        ]
+
     def _note_event(self, event_id: str) -> None:
         self._applied_events[event_id] = None
         if len(self._applied_events) > REMEMBERED_EVENTS:
@@ -549,6 +590,7 @@ class InventoryShard:
         *,
         warehouse: str = "",
         other: str = "",
+        cause: str = "",
     ) -> None:
         self._holds_log.append(
             HoldEvent(
@@ -561,6 +603,7 @@ class InventoryShard:
                 hold.quantity,
                 now,
                 other,
+                cause,
             )
         )
 

@@ -223,6 +223,19 @@ class HeldLines:
         ]
 
 
+@dataclass(frozen=True, slots=True)
+class MoveHolds:
+    """Move whole held lines of an order to other warehouses (a routing decision)."""
+
+    order_id: str
+    moves: tuple[tuple[int, str], ...]
+    why: str = "routing"
+
+    def apply(self, shard: InventoryShard, now: datetime) -> list[ReservedLine]:
+        """See :meth:`InventoryShard.move_holds`."""
+        return shard.move_holds(self.order_id, self.moves, self.why, now)
+
+
 ORDER_OPS = (Reserve, Release, Commit, GetReservation, Resolve)
 
 

@@ -115,6 +115,8 @@ class HoldEvent:
     at: datetime
     #: For MOVED_OUT the warehouse it went to; for MOVED_IN the one it came from.
     other_warehouse: str = ""
+    #: Why a hold moved: the WMS event that left its warehouse short, or ``routing``.
+    cause: str = ""
 
 
 class AlertKind(StrEnum):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -241,8 +241,12 @@ class OrderStore:
         tags: Sequence[str] | None = None,
         hold_key: str | None = None,
         details: dict[str, Any] | None = None,
+        also: Callable[[Connection], None] | None = None,
     ) -> StoredOrder | None:
-        """Write the next version of an order with its events; None if it changed meanwhile."""
+        """Write the next version of an order with its events; None if it changed meanwhile.
+
+        ``also`` writes more in the same transaction (e.g. the order's routing).
+        """
         values: dict[str, Any] = {}
         if order is not None:
             values["document"] = to_json(order)
@@ -255,7 +259,7 @@ class OrderStore:
             values["tags"] = json.dumps(list(tags))
         if hold_key is not None:
             values["hold_key"] = hold_key
-        return self._write(current, values, events, actor, details or {})
+        return self._write(current, values, events, actor, details or {}, also)
 
     def record(
         self, current: StoredOrder, events: Sequence[Change], actor: str, details: dict[str, Any]
@@ -373,6 +377,7 @@ class OrderStore:
         events: Sequence[Change] = (),
         actor: str = "hub",
         details: dict[str, Any] | None = None,
+        also: Callable[[Connection], None] | None = None,
     ) -> StoredOrder | None:
         """Write the next version of an order, unless it is no longer ``current`` (then None)."""
         t = schema.orders
@@ -385,6 +390,8 @@ class OrderStore:
             )
             if done.rowcount != 1:
                 return None
+            if also is not None:
+                also(conn)
             row = conn.execute(select(t).where(t.c.order_id == current.order_id)).one()
             written = _stored(row)
             self._log(

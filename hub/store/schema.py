@@ -9,6 +9,7 @@ from sqlalchemy import (
     BigInteger,
     Column,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -289,4 +290,85 @@ poll_cursors = Table(
     Column("failures", Integer, nullable=False, default=0),
     Column("orders_seen", BigInteger, nullable=False, default=0),
     Column("updated_at", UTCDateTime, nullable=False),
+)
+
+# The routing rules, one row per version; the highest version is in force.
+routing_rules = Table(
+    "routing_rules",
+    metadata,
+    Column("version", Integer, primary_key=True, autoincrement=False),
+    # The rules as a JSON document.
+    Column("document", Text, nullable=False),
+    Column("comment", Text, nullable=False, default=""),
+    Column("updated_by", String(128), nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+# Each order's current routing: one row per parcel. Replaced when the order is routed again.
+routed_shipments = Table(
+    "routed_shipments",
+    metadata,
+    Column("order_id", String(128), primary_key=True),
+    Column("shipment_no", Integer, primary_key=True),
+    Column("warehouse_id", String(64), nullable=False),
+    Column("carrier", String(32), nullable=False),
+    # Canonical short province name (广东), the lane's destination.
+    Column("destination_province", String(32), nullable=False),
+    # [[sku, quantity], ...] as JSON.
+    Column("lines", Text, nullable=False),
+    Column("promised_hours", Integer, nullable=False),
+    Column("cost_fen", BigInteger, nullable=False),
+    Column("rules_version", Integer, nullable=False),
+    # The routing day (the warehouses' local date) the parcel counts against capacity.
+    Column("day", String(10), nullable=False),
+    Column("decided_at", UTCDateTime, nullable=False),
+    Index("ix_routed_shipments_lane", "warehouse_id", "carrier", "destination_province"),
+)
+
+# Orders routed to each warehouse per routing day, for its daily capacity.
+warehouse_load = Table(
+    "warehouse_load",
+    metadata,
+    Column("day", String(10), primary_key=True),
+    Column("warehouse_id", String(64), primary_key=True),
+    Column("orders", Integer, nullable=False),
+)
+
+# Delivery outcomes per lane, by event time: what lane health is rebuilt from.
+lane_outcomes = Table(
+    "lane_outcomes",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("warehouse_id", String(64), nullable=False),
+    Column("carrier", String(32), nullable=False),
+    Column("destination_province", String(32), nullable=False),
+    Column("late", Integer, nullable=False),
+    Column("occurred_at", UTCDateTime, nullable=False),
+    Column("recorded_at", UTCDateTime, nullable=False),
+    # The outcome's own id (a tracking event id); unique, so a repeat counts once.
+    Column("outcome_id", String(128), nullable=True),
+    Index("ix_lane_outcomes_occurred_at", "occurred_at"),
+    Index("ix_lane_outcomes_outcome_id", "outcome_id", unique=True),
+)
+
+# Every breaker transition of a lane, append-only: the operations team's record.
+lane_transitions = Table(
+    "lane_transitions",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("warehouse_id", String(64), nullable=False),
+    Column("carrier", String(32), nullable=False),
+    Column("destination_province", String(32), nullable=False),
+    Column("from_state", String(16), nullable=False),
+    Column("to_state", String(16), nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("delay_rate", Float, nullable=False),
+    Column("outcomes", Integer, nullable=False),
+    Index(
+        "ix_lane_transitions_warehouse_id_carrier_destination_province",
+        "warehouse_id",
+        "carrier",
+        "destination_province",
+    ),
 )

@@ -16,8 +16,6 @@ from hub.app import Hub
 from hub.domain.inventory import ReservationNotFound
 from hub.server import start_server
 from orderhub.v1 import (
-    routing_pb2,
-    routing_pb2_grpc,
     stock_pb2,
     stock_pb2_grpc,
 )
@@ -324,13 +322,6 @@ async def test_watch_availability_streams_changes(
     change = await asyncio.wait_for(stream.read(), 10)
     assert change.level.sku == sku and change.level.reserved == 2 and change.level.available == 3
     stream.cancel()
-
-
-async def test_routing_answers_unimplemented_for_now(channel: grpc.aio.Channel) -> None:
-    routing = routing_pb2_grpc.RoutingServiceStub(channel)
-    with pytest.raises(grpc.aio.AioRpcError) as refused:
-        await routing.RouteOrder(routing_pb2.RouteOrderRequest(order_id="x"))
-    assert refused.value.code() == grpc.StatusCode.UNIMPLEMENTED
 
 
 async def test_a_deadline_ends_a_call_that_would_wait_longer(

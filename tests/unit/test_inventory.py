@@ -132,6 +132,35 @@ def test_negative_count_is_refused() -> None:
     assert err.value.field == "on_hand"
 
 
+def test_moving_held_lines_keeps_the_stock_held_throughout() -> None:
+    shard = make_shard(
+        ("TEE", "WH-A", 5), ("TEE", "WH-B", 5), ("CAP", "WH-A", 2), ("CAP", "WH-B", 2)
+    )
+    reserve(shard, "o1", ("TEE", 3, "WH-A"), ("CAP", 1, "WH-A"))
+    lines = shard.move_holds("o1", [(1, "WH-B"), (2, "WH-B")], "routing", NOW)
+    assert [(ln.line_no, ln.warehouse_id) for ln in lines] == [(1, "WH-B"), (2, "WH-B")]
+    assert shard.available("TEE", "WH-A") == 5
+    assert shard.available("TEE", "WH-B") == 2
+    assert shard.reservation("o1").lines[0].warehouse_id == "WH-B"  # type: ignore[union-attr]
+    changes = shard.drain_changes(NOW)
+    assert {(m.line_no, m.from_warehouse, m.to_warehouse) for m in changes.moves} == {
+        (1, "WH-A", "WH-B"),
+        (2, "WH-A", "WH-B"),
+    }
+
+
+def test_moving_held_lines_is_all_or_nothing() -> None:
+    shard = make_shard(
+        ("TEE", "WH-A", 5), ("TEE", "WH-B", 5), ("CAP", "WH-A", 2), ("CAP", "WH-B", 0)
+    )
+    reserve(shard, "o1", ("TEE", 3, "WH-A"), ("CAP", 1, "WH-A"))
+    with pytest.raises(InsufficientStock):
+        shard.move_holds("o1", [(1, "WH-B"), (2, "WH-B")], "routing", NOW)
+    assert shard.available("TEE", "WH-A") == 2
+    assert shard.available("TEE", "WH-B") == 5
+    assert shard.reservation("o1").lines[0].warehouse_id == "WH-A"  # type: ignore[union-attr]
+
+
 def test_release_returns_stock_at_once() -> None:
     shard = make_shard(("TEE", "WH-A", 10))
     reserve(shard, "o1", ("TEE", 3, "WH-A"))

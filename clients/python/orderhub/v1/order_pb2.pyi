@@ -9,6 +9,7 @@ from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from orderhub.v1 import routing_pb2 as _routing_pb2
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -211,6 +212,7 @@ class Order(_message.Message):
     CREATED_AT_FIELD_NUMBER: _builtins.int
     UPDATED_AT_FIELD_NUMBER: _builtins.int
     REVIEW_REASONS_FIELD_NUMBER: _builtins.int
+    SHIPMENTS_FIELD_NUMBER: _builtins.int
     order_id: _builtins.str
     platform: _builtins.str
     shop_id: _builtins.str
@@ -242,6 +244,10 @@ class Order(_message.Message):
     def review_reasons(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Why the order waits in the review queue (empty when it does not)."""
 
+    @_builtins.property
+    def shipments(self) -> _containers.RepeatedCompositeFieldContainer[_routing_pb2.Shipment]:
+        """Where and how the order ships, once routed (RoutingService.RouteOrder)."""
+
     def __init__(
         self,
         *,
@@ -265,10 +271,11 @@ class Order(_message.Message):
         created_at: _timestamp_pb2.Timestamp | None = ...,
         updated_at: _timestamp_pb2.Timestamp | None = ...,
         review_reasons: _abc.Iterable[_builtins.str] | None = ...,
+        shipments: _abc.Iterable[_routing_pb2.Shipment] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "paid_at", b"paid_at", "recipient", b"recipient", "updated_at", b"updated_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["after_sale_type", b"after_sale_type", "buyer_note", b"buyer_note", "created_at", b"created_at", "currency", b"currency", "lines", b"lines", "order_id", b"order_id", "paid_at", b"paid_at", "platform", b"platform", "platform_order_id", b"platform_order_id", "platform_status", b"platform_status", "queue", b"queue", "recipient", b"recipient", "review_reasons", b"review_reasons", "seller_note", b"seller_note", "shipping_fee_fen", b"shipping_fee_fen", "shop_id", b"shop_id", "status", b"status", "tags", b"tags", "total_paid_fen", b"total_paid_fen", "updated_at", b"updated_at"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["after_sale_type", b"after_sale_type", "buyer_note", b"buyer_note", "created_at", b"created_at", "currency", b"currency", "lines", b"lines", "order_id", b"order_id", "paid_at", b"paid_at", "platform", b"platform", "platform_order_id", b"platform_order_id", "platform_status", b"platform_status", "queue", b"queue", "recipient", b"recipient", "review_reasons", b"review_reasons", "seller_note", b"seller_note", "shipments", b"shipments", "shipping_fee_fen", b"shipping_fee_fen", "shop_id", b"shop_id", "status", b"status", "tags", b"tags", "total_paid_fen", b"total_paid_fen", "updated_at", b"updated_at"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -26,33 +26,53 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from orderhub.v1 import stock_pb2 as orderhub_dot_v1_dot_stock__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19orderhub/v1/routing.proto\x12\x0borderhub.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17orderhub/v1/stock.proto\"\x85\x01\n\x08Shipment\x12\x14\n\x0cwarehouse_id\x18\x01 \x01(\t\x12\x0f\n\x07\x63\x61rrier\x18\x02 \x01(\t\x12(\n\x05lines\x18\x03 \x03(\x0b\x32\x19.orderhub.v1.ReservedLine\x12\x16\n\x0epromised_hours\x18\x04 \x01(\x05\x12\x10\n\x08\x63ost_fen\x18\x05 \x01(\x03\"*\n\nTraceEntry\x12\x0c\n\x04step\x18\x01 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x02 \x01(\t\"%\n\x11RouteOrderRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\"x\n\x12RouteOrderResponse\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12(\n\tshipments\x18\x02 \x03(\x0b\x32\x15.orderhub.v1.Shipment\x12&\n\x05trace\x18\x03 \x03(\x0b\x32\x17.orderhub.v1.TraceEntry\"\xaf\x01\n\nLaneHealth\x12\x14\n\x0cwarehouse_id\x18\x01 \x01(\t\x12\x0f\n\x07\x63\x61rrier\x18\x02 \x01(\t\x12\x1c\n\x14\x64\x65stination_province\x18\x03 \x01(\t\x12\x12\n\ndelay_rate\x18\x04 \x01(\x01\x12(\n\x05state\x18\x05 \x01(\x0e\x32\x19.orderhub.v1.BreakerState\x12\x10\n\x08outcomes\x18\x06 \x01(\x03\x12\x0c\n\x04late\x18\x07 \x01(\x03\"\x9e\x01\n\x18RecordLaneOutcomeRequest\x12\x14\n\x0cwarehouse_id\x18\x01 \x01(\t\x12\x0f\n\x07\x63\x61rrier\x18\x02 \x01(\t\x12\x1c\n\x14\x64\x65stination_province\x18\x03 \x01(\t\x12\x0c\n\x04late\x18\x04 \x01(\x08\x12/\n\x0boccurred_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"B\n\x19RecordLaneOutcomeResponse\x12%\n\x04lane\x18\x01 \x01(\x0b\x32\x17.orderhub.v1.LaneHealth\"[\n\x14GetLaneHealthRequest\x12\x14\n\x0cwarehouse_id\x18\x01 \x01(\t\x12\x0f\n\x07\x63\x61rrier\x18\x02 \x01(\t\x12\x1c\n\x14\x64\x65stination_province\x18\x03 \x01(\t\"?\n\x15GetLaneHealthResponse\x12&\n\x05lanes\x18\x01 \x03(\x0b\x32\x17.orderhub.v1.LaneHealth*|\n\x0c\x42reakerState\x12\x1d\n\x19\x42REAKER_STATE_UNSPECIFIED\x10\x00\x12\x18\n\x14\x42REAKER_STATE_CLOSED\x10\x01\x12\x16\n\x12\x42REAKER_STATE_OPEN\x10\x02\x12\x1b\n\x17\x42REAKER_STATE_HALF_OPEN\x10\x03\x32\x9b\x02\n\x0eRoutingService\x12M\n\nRouteOrder\x12\x1e.orderhub.v1.RouteOrderRequest\x1a\x1f.orderhub.v1.RouteOrderResponse\x12\x62\n\x11RecordLaneOutcome\x12%.orderhub.v1.RecordLaneOutcomeRequest\x1a&.orderhub.v1.RecordLaneOutcomeResponse\x12V\n\rGetLaneHealth\x12!.orderhub.v1.GetLaneHealthRequest\x1a\".orderhub.v1.GetLaneHealthResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19orderhub/v1/routing.proto\x12\x0borderhub.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17orderhub/v1/stock.proto\"\x85\x01\n\x08Shipment\x12\x14\n\x0cwarehouse_id\x18\x01 \x01(\t\x12\x0f\n\x07\x63\x61rrier\x18\x02 \x01(\t\x12(\n\x05lines\x18\x03 \x03(\x0b\x32\x19.orderhub.v1.ReservedLine\x12\x16\n\x0epromised_hours\x18\x04 \x01(\x05\x12\x10\n\x08\x63ost_fen\x18\x05 \x01(\x03\"*\n\nTraceEntry\x12\x0c\n\x04step\x18\x01 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x02 \x01(\t\"8\n\x11RouteOrderRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x11\n\tsla_hours\x18\x02 \x01(\x05\"\xce\x01\n\x12RouteOrderResponse\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12(\n\tshipments\x18\x02 \x03(\x0b\x32\x15.orderhub.v1.Shipment\x12&\n\x05trace\x18\x03 \x03(\x0b\x32\x17.orderhub.v1.TraceEntry\x12\x15\n\rrules_version\x18\x04 \x01(\x03\x12\r\n\x05moved\x18\x05 \x01(\x08\x12.\n\ndecided_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"*\n\tQuoteLine\x12\x0b\n\x03sku\x18\x01 \x01(\t\x12\x10\n\x08quantity\x18\x02 \x01(\x03\"\xd2\x01\n\x11QuoteRouteRequest\x12\x1c\n\x14\x64\x65stination_province\x18\x01 \x01(\t\x12\x18\n\x10\x64\x65stination_city\x18\x02 \x01(\t\x12%\n\x05lines\x18\x03 \x03(\x0b\x32\x16.orderhub.v1.QuoteLine\x12\x0c\n\x04tags\x18\x04 \x03(\t\x12\x0f\n\x07\x63hannel\x18\x05 \x01(\t\x12\x12\n\namount_fen\x18\x06 \x01(\x03\x12\x11\n\tsla_hours\x18\x07 \x01(\x05\x12\x18\n\x10\x64raft_rules_json\x18\x08 \x01(\t\"}\n\x12QuoteRouteResponse\x12(\n\tshipments\x18\x01 \x03(\x0b\x32\x15.orderhub.v1.Shipment\x12&\n\x05trace\x18\x02 \x03(\x0b\x32\x17.orderhub.v1.TraceEntry\x12\x15\n\rrules_version\x18\x03 \x01(\x03\"\x88\x01\n\x0cRoutingRules\x12\x0f\n\x07version\x18\x01 \x01(\x03\x12\x12\n\nrules_json\x18\x02 \x01(\t\x12\x0f\n\x07\x63omment\x18\x03 \x01(\t\x12\x12\n\nupdated_by\x18\x04 \x01(\t\x12.\n\nupdated_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\")\n\x16GetRoutingRulesRequest\x12\x0f\n\x07version\x18\x01 \x01(\x03\"C\n\x17GetRoutingRulesResponse\x12(\n\x05rules\x18\x01 \x01(\x0b\x32\x19.orderhub.v1.RoutingRules\"q\n\x19UpdateRoutingRulesRequest\x12\x12\n\nrules_json\x18\x01 \x01(\t\x12\x18\n\x10\x65xpected_version\x18\x02 \x01(\x03\x12\x0f\n\x07\x63omment\x18\x03 \x01(\t\x12\x15\n\rvalidate_only\x18\x04 \x01(\x08\"F\n\x1aUpdateRoutingRulesResponse\x12(\n\x05rules\x18\x01 \x01(\x0b\x32\x19.orderhub.v1.RoutingRules\"G\n\x1eListRoutingRuleVersionsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"g\n\x1fListRoutingRuleVersionsResponse\x12+\n\x08versions\x18\x01 \x03(\x0b\x32\x19.orderhub.v1.RoutingRules\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xea\x01\n\nLaneHealth\x12\x14\n\x0cwarehouse_id\x18\x01 \x01(\t\x12\x0f\n\x07\x63\x61rrier\x18\x02 \x01(\t\x12\x1c\n\x14\x64\x65stination_province\x18\x03 \x01(\t\x12\x12\n\ndelay_rate\x18\x04 \x01(\x01\x12(\n\x05state\x18\x05 \x01(\x0e\x32\x19.orderhub.v1.BreakerState\x12\x10\n\x08outcomes\x18\x06 \x01(\x03\x12\x0c\n\x04late\x18\x07 \x01(\x03\x12)\n\x05since\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06reason\x18\t \x01(\t\"\xb2\x01\n\x18RecordLaneOutcomeRequest\x12\x14\n\x0cwarehouse_id\x18\x01 \x01(\t\x12\x0f\n\x07\x63\x61rrier\x18\x02 \x01(\t\x12\x1c\n\x14\x64\x65stination_province\x18\x03 \x01(\t\x12\x0c\n\x04late\x18\x04 \x01(\x08\x12/\n\x0boccurred_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\noutcome_id\x18\x06 \x01(\t\"B\n\x19RecordLaneOutcomeResponse\x12%\n\x04lane\x18\x01 \x01(\x0b\x32\x17.orderhub.v1.LaneHealth\"[\n\x14GetLaneHealthRequest\x12\x14\n\x0cwarehouse_id\x18\x01 \x01(\t\x12\x0f\n\x07\x63\x61rrier\x18\x02 \x01(\t\x12\x1c\n\x14\x64\x65stination_province\x18\x03 \x01(\t\"?\n\x15GetLaneHealthResponse\x12&\n\x05lanes\x18\x01 \x03(\x0b\x32\x17.orderhub.v1.LaneHealth*|\n\x0c\x42reakerState\x12\x1d\n\x19\x42REAKER_STATE_UNSPECIFIED\x10\x00\x12\x18\n\x14\x42REAKER_STATE_CLOSED\x10\x01\x12\x16\n\x12\x42REAKER_STATE_OPEN\x10\x02\x12\x1b\n\x17\x42REAKER_STATE_HALF_OPEN\x10\x03\x32\xa5\x05\n\x0eRoutingService\x12M\n\nRouteOrder\x12\x1e.orderhub.v1.RouteOrderRequest\x1a\x1f.orderhub.v1.RouteOrderResponse\x12\x62\n\x11RecordLaneOutcome\x12%.orderhub.v1.RecordLaneOutcomeRequest\x1a&.orderhub.v1.RecordLaneOutcomeResponse\x12V\n\rGetLaneHealth\x12!.orderhub.v1.GetLaneHealthRequest\x1a\".orderhub.v1.GetLaneHealthResponse\x12M\n\nQuoteRoute\x12\x1e.orderhub.v1.QuoteRouteRequest\x1a\x1f.orderhub.v1.QuoteRouteResponse\x12\\\n\x0fGetRoutingRules\x12#.orderhub.v1.GetRoutingRulesRequest\x1a$.orderhub.v1.GetRoutingRulesResponse\x12\x65\n\x12UpdateRoutingRules\x12&.orderhub.v1.UpdateRoutingRulesRequest\x1a\'.orderhub.v1.UpdateRoutingRulesResponse\x12t\n\x17ListRoutingRuleVersions\x12+.orderhub.v1.ListRoutingRuleVersionsRequest\x1a,.orderhub.v1.ListRoutingRuleVersionsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'orderhub.v1.routing_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_BREAKERSTATE']._serialized_start=1006
-  _globals['_BREAKERSTATE']._serialized_end=1130
+  _globals['_BREAKERSTATE']._serialized_start=2191
+  _globals['_BREAKERSTATE']._serialized_end=2315
   _globals['_SHIPMENT']._serialized_start=101
   _globals['_SHIPMENT']._serialized_end=234
   _globals['_TRACEENTRY']._serialized_start=236
   _globals['_TRACEENTRY']._serialized_end=278
   _globals['_ROUTEORDERREQUEST']._serialized_start=280
-  _globals['_ROUTEORDERREQUEST']._serialized_end=317
-  _globals['_ROUTEORDERRESPONSE']._serialized_start=319
-  _globals['_ROUTEORDERRESPONSE']._serialized_end=439
-  _globals['_LANEHEALTH']._serialized_start=442
-  _globals['_LANEHEALTH']._serialized_end=617
-  _globals['_RECORDLANEOUTCOMEREQUEST']._serialized_start=620
-  _globals['_RECORDLANEOUTCOMEREQUEST']._serialized_end=778
-  _globals['_RECORDLANEOUTCOMERESPONSE']._serialized_start=780
-  _globals['_RECORDLANEOUTCOMERESPONSE']._serialized_end=846
-  _globals['_GETLANEHEALTHREQUEST']._serialized_start=848
-  _globals['_GETLANEHEALTHREQUEST']._serialized_end=939
-  _globals['_GETLANEHEALTHRESPONSE']._serialized_start=941
-  _globals['_GETLANEHEALTHRESPONSE']._serialized_end=1004
-  _globals['_ROUTINGSERVICE']._serialized_start=1133
-  _globals['_ROUTINGSERVICE']._serialized_end=1416
+  _globals['_ROUTEORDERREQUEST']._serialized_end=336
+  _globals['_ROUTEORDERRESPONSE']._serialized_start=339
+  _globals['_ROUTEORDERRESPONSE']._serialized_end=545
+  _globals['_QUOTELINE']._serialized_start=547
+  _globals['_QUOTELINE']._serialized_end=589
+  _globals['_QUOTEROUTEREQUEST']._serialized_start=592
+  _globals['_QUOTEROUTEREQUEST']._serialized_end=802
+  _globals['_QUOTEROUTERESPONSE']._serialized_start=804
+  _globals['_QUOTEROUTERESPONSE']._serialized_end=929
+  _globals['_ROUTINGRULES']._serialized_start=932
+  _globals['_ROUTINGRULES']._serialized_end=1068
+  _globals['_GETROUTINGRULESREQUEST']._serialized_start=1070
+  _globals['_GETROUTINGRULESREQUEST']._serialized_end=1111
+  _globals['_GETROUTINGRULESRESPONSE']._serialized_start=1113
+  _globals['_GETROUTINGRULESRESPONSE']._serialized_end=1180
+  _globals['_UPDATEROUTINGRULESREQUEST']._serialized_start=1182
+  _globals['_UPDATEROUTINGRULESREQUEST']._serialized_end=1295
+  _globals['_UPDATEROUTINGRULESRESPONSE']._serialized_start=1297
+  _globals['_UPDATEROUTINGRULESRESPONSE']._serialized_end=1367
+  _globals['_LISTROUTINGRULEVERSIONSREQUEST']._serialized_start=1369
+  _globals['_LISTROUTINGRULEVERSIONSREQUEST']._serialized_end=1440
+  _globals['_LISTROUTINGRULEVERSIONSRESPONSE']._serialized_start=1442
+  _globals['_LISTROUTINGRULEVERSIONSRESPONSE']._serialized_end=1545
+  _globals['_LANEHEALTH']._serialized_start=1548
+  _globals['_LANEHEALTH']._serialized_end=1782
+  _globals['_RECORDLANEOUTCOMEREQUEST']._serialized_start=1785
+  _globals['_RECORDLANEOUTCOMEREQUEST']._serialized_end=1963
+  _globals['_RECORDLANEOUTCOMERESPONSE']._serialized_start=1965
+  _globals['_RECORDLANEOUTCOMERESPONSE']._serialized_end=2031
+  _globals['_GETLANEHEALTHREQUEST']._serialized_start=2033
+  _globals['_GETLANEHEALTHREQUEST']._serialized_end=2124
+  _globals['_GETLANEHEALTHRESPONSE']._serialized_start=2126
+  _globals['_GETLANEHEALTHRESPONSE']._serialized_end=2189
+  _globals['_ROUTINGSERVICE']._serialized_start=2318
+  _globals['_ROUTINGSERVICE']._serialized_end=2995
 # @@protoc_insertion_point(module_scope)

@@ -111,15 +111,19 @@ class RouteOrderRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     ORDER_ID_FIELD_NUMBER: _builtins.int
+    SLA_HOURS_FIELD_NUMBER: _builtins.int
     order_id: _builtins.str
+    sla_hours: _builtins.int
+    """Promised delivery within this many hours; 0 means none beyond what the rules say."""
     def __init__(
         self,
         *,
         order_id: _builtins.str = ...,
+        sla_hours: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["order_id", b"order_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["order_id", b"order_id", "sla_hours", b"sla_hours"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -132,7 +136,121 @@ class RouteOrderResponse(_message.Message):
     ORDER_ID_FIELD_NUMBER: _builtins.int
     SHIPMENTS_FIELD_NUMBER: _builtins.int
     TRACE_FIELD_NUMBER: _builtins.int
+    RULES_VERSION_FIELD_NUMBER: _builtins.int
+    MOVED_FIELD_NUMBER: _builtins.int
+    DECIDED_AT_FIELD_NUMBER: _builtins.int
     order_id: _builtins.str
+    rules_version: _builtins.int
+    """The version of the routing rules the decision used."""
+    moved: _builtins.bool
+    """True when the order's held stock moved to other warehouses to follow the decision."""
+    @_builtins.property
+    def shipments(self) -> _containers.RepeatedCompositeFieldContainer[Global___Shipment]: ...
+    @_builtins.property
+    def trace(self) -> _containers.RepeatedCompositeFieldContainer[Global___TraceEntry]: ...
+    @_builtins.property
+    def decided_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        order_id: _builtins.str = ...,
+        shipments: _abc.Iterable[Global___Shipment] | None = ...,
+        trace: _abc.Iterable[Global___TraceEntry] | None = ...,
+        rules_version: _builtins.int = ...,
+        moved: _builtins.bool = ...,
+        decided_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["decided_at", b"decided_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["decided_at", b"decided_at", "moved", b"moved", "order_id", b"order_id", "rules_version", b"rules_version", "shipments", b"shipments", "trace", b"trace"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RouteOrderResponse: _TypeAlias = RouteOrderResponse  # noqa: Y015
+
+@_typing.final
+class QuoteLine(_message.Message):
+    """One line of a what-if routing question."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SKU_FIELD_NUMBER: _builtins.int
+    QUANTITY_FIELD_NUMBER: _builtins.int
+    sku: _builtins.str
+    quantity: _builtins.int
+    def __init__(
+        self,
+        *,
+        sku: _builtins.str = ...,
+        quantity: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["quantity", b"quantity", "sku", b"sku"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___QuoteLine: _TypeAlias = QuoteLine  # noqa: Y015
+
+@_typing.final
+class QuoteRouteRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DESTINATION_PROVINCE_FIELD_NUMBER: _builtins.int
+    DESTINATION_CITY_FIELD_NUMBER: _builtins.int
+    LINES_FIELD_NUMBER: _builtins.int
+    TAGS_FIELD_NUMBER: _builtins.int
+    CHANNEL_FIELD_NUMBER: _builtins.int
+    AMOUNT_FEN_FIELD_NUMBER: _builtins.int
+    SLA_HOURS_FIELD_NUMBER: _builtins.int
+    DRAFT_RULES_JSON_FIELD_NUMBER: _builtins.int
+    destination_province: _builtins.str
+    """Province as written on an address: 广东, 广东省 or Guangdong."""
+    destination_city: _builtins.str
+    channel: _builtins.str
+    """The platform the order would come from (rules may look at it)."""
+    amount_fen: _builtins.int
+    """The order's amount in fen (rules may look at it)."""
+    sla_hours: _builtins.int
+    """Promised delivery within this many hours; 0 means no promise."""
+    draft_rules_json: _builtins.str
+    """Decide with this draft of the rules (JSON, as in UpdateRoutingRules) instead of the
+    rules in force; empty uses the rules in force.
+    """
+    @_builtins.property
+    def lines(self) -> _containers.RepeatedCompositeFieldContainer[Global___QuoteLine]: ...
+    @_builtins.property
+    def tags(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Order tags the rules may look at, e.g. urgent."""
+
+    def __init__(
+        self,
+        *,
+        destination_province: _builtins.str = ...,
+        destination_city: _builtins.str = ...,
+        lines: _abc.Iterable[Global___QuoteLine] | None = ...,
+        tags: _abc.Iterable[_builtins.str] | None = ...,
+        channel: _builtins.str = ...,
+        amount_fen: _builtins.int = ...,
+        sla_hours: _builtins.int = ...,
+        draft_rules_json: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount_fen", b"amount_fen", "channel", b"channel", "destination_city", b"destination_city", "destination_province", b"destination_province", "draft_rules_json", b"draft_rules_json", "lines", b"lines", "sla_hours", b"sla_hours", "tags", b"tags"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___QuoteRouteRequest: _TypeAlias = QuoteRouteRequest  # noqa: Y015
+
+@_typing.final
+class QuoteRouteResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SHIPMENTS_FIELD_NUMBER: _builtins.int
+    TRACE_FIELD_NUMBER: _builtins.int
+    RULES_VERSION_FIELD_NUMBER: _builtins.int
+    rules_version: _builtins.int
     @_builtins.property
     def shipments(self) -> _containers.RepeatedCompositeFieldContainer[Global___Shipment]: ...
     @_builtins.property
@@ -140,17 +258,192 @@ class RouteOrderResponse(_message.Message):
     def __init__(
         self,
         *,
-        order_id: _builtins.str = ...,
         shipments: _abc.Iterable[Global___Shipment] | None = ...,
         trace: _abc.Iterable[Global___TraceEntry] | None = ...,
+        rules_version: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["order_id", b"order_id", "shipments", b"shipments", "trace", b"trace"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["rules_version", b"rules_version", "shipments", b"shipments", "trace", b"trace"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
-Global___RouteOrderResponse: _TypeAlias = RouteOrderResponse  # noqa: Y015
+Global___QuoteRouteResponse: _TypeAlias = QuoteRouteResponse  # noqa: Y015
+
+@_typing.final
+class RoutingRules(_message.Message):
+    """One stored version of the routing rules."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VERSION_FIELD_NUMBER: _builtins.int
+    RULES_JSON_FIELD_NUMBER: _builtins.int
+    COMMENT_FIELD_NUMBER: _builtins.int
+    UPDATED_BY_FIELD_NUMBER: _builtins.int
+    UPDATED_AT_FIELD_NUMBER: _builtins.int
+    version: _builtins.int
+    rules_json: _builtins.str
+    """The rules as a JSON document (see docs/routing.md)."""
+    comment: _builtins.str
+    updated_by: _builtins.str
+    @_builtins.property
+    def updated_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        version: _builtins.int = ...,
+        rules_json: _builtins.str = ...,
+        comment: _builtins.str = ...,
+        updated_by: _builtins.str = ...,
+        updated_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["updated_at", b"updated_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["comment", b"comment", "rules_json", b"rules_json", "updated_at", b"updated_at", "updated_by", b"updated_by", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RoutingRules: _TypeAlias = RoutingRules  # noqa: Y015
+
+@_typing.final
+class GetRoutingRulesRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VERSION_FIELD_NUMBER: _builtins.int
+    version: _builtins.int
+    """0 asks for the rules in force."""
+    def __init__(
+        self,
+        *,
+        version: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetRoutingRulesRequest: _TypeAlias = GetRoutingRulesRequest  # noqa: Y015
+
+@_typing.final
+class GetRoutingRulesResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RULES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def rules(self) -> Global___RoutingRules: ...
+    def __init__(
+        self,
+        *,
+        rules: Global___RoutingRules | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["rules", b"rules"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["rules", b"rules"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetRoutingRulesResponse: _TypeAlias = GetRoutingRulesResponse  # noqa: Y015
+
+@_typing.final
+class UpdateRoutingRulesRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RULES_JSON_FIELD_NUMBER: _builtins.int
+    EXPECTED_VERSION_FIELD_NUMBER: _builtins.int
+    COMMENT_FIELD_NUMBER: _builtins.int
+    VALIDATE_ONLY_FIELD_NUMBER: _builtins.int
+    rules_json: _builtins.str
+    """The new rules as a JSON document."""
+    expected_version: _builtins.int
+    """The version this update was written against; a newer stored version makes the update
+    fail with ABORTED. 0 skips the check.
+    """
+    comment: _builtins.str
+    validate_only: _builtins.bool
+    """Validate only: answer as if stored, store nothing."""
+    def __init__(
+        self,
+        *,
+        rules_json: _builtins.str = ...,
+        expected_version: _builtins.int = ...,
+        comment: _builtins.str = ...,
+        validate_only: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["comment", b"comment", "expected_version", b"expected_version", "rules_json", b"rules_json", "validate_only", b"validate_only"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateRoutingRulesRequest: _TypeAlias = UpdateRoutingRulesRequest  # noqa: Y015
+
+@_typing.final
+class UpdateRoutingRulesResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RULES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def rules(self) -> Global___RoutingRules: ...
+    def __init__(
+        self,
+        *,
+        rules: Global___RoutingRules | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["rules", b"rules"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["rules", b"rules"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateRoutingRulesResponse: _TypeAlias = UpdateRoutingRulesResponse  # noqa: Y015
+
+@_typing.final
+class ListRoutingRuleVersionsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    page_size: _builtins.int
+    page_token: _builtins.str
+    def __init__(
+        self,
+        *,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListRoutingRuleVersionsRequest: _TypeAlias = ListRoutingRuleVersionsRequest  # noqa: Y015
+
+@_typing.final
+class ListRoutingRuleVersionsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VERSIONS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    @_builtins.property
+    def versions(self) -> _containers.RepeatedCompositeFieldContainer[Global___RoutingRules]:
+        """Without rules_json; ask GetRoutingRules for one version's document."""
+
+    def __init__(
+        self,
+        *,
+        versions: _abc.Iterable[Global___RoutingRules] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["next_page_token", b"next_page_token", "versions", b"versions"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListRoutingRuleVersionsResponse: _TypeAlias = ListRoutingRuleVersionsResponse  # noqa: Y015
 
 @_typing.final
 class LaneHealth(_message.Message):
@@ -165,6 +458,8 @@ class LaneHealth(_message.Message):
     STATE_FIELD_NUMBER: _builtins.int
     OUTCOMES_FIELD_NUMBER: _builtins.int
     LATE_FIELD_NUMBER: _builtins.int
+    SINCE_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
     warehouse_id: _builtins.str
     carrier: _builtins.str
     destination_province: _builtins.str
@@ -173,6 +468,12 @@ class LaneHealth(_message.Message):
     state: Global___BreakerState.ValueType
     outcomes: _builtins.int
     late: _builtins.int
+    reason: _builtins.str
+    """Why the lane is in its current state."""
+    @_builtins.property
+    def since(self) -> _timestamp_pb2.Timestamp:
+        """When the lane entered its current state."""
+
     def __init__(
         self,
         *,
@@ -183,10 +484,12 @@ class LaneHealth(_message.Message):
         state: Global___BreakerState.ValueType = ...,
         outcomes: _builtins.int = ...,
         late: _builtins.int = ...,
+        since: _timestamp_pb2.Timestamp | None = ...,
+        reason: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["since", b"since"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["carrier", b"carrier", "delay_rate", b"delay_rate", "destination_province", b"destination_province", "late", b"late", "outcomes", b"outcomes", "state", b"state", "warehouse_id", b"warehouse_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["carrier", b"carrier", "delay_rate", b"delay_rate", "destination_province", b"destination_province", "late", b"late", "outcomes", b"outcomes", "reason", b"reason", "since", b"since", "state", b"state", "warehouse_id", b"warehouse_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -201,10 +504,13 @@ class RecordLaneOutcomeRequest(_message.Message):
     DESTINATION_PROVINCE_FIELD_NUMBER: _builtins.int
     LATE_FIELD_NUMBER: _builtins.int
     OCCURRED_AT_FIELD_NUMBER: _builtins.int
+    OUTCOME_ID_FIELD_NUMBER: _builtins.int
     warehouse_id: _builtins.str
     carrier: _builtins.str
     destination_province: _builtins.str
     late: _builtins.bool
+    outcome_id: _builtins.str
+    """Identifies the outcome so a repeat is counted once; empty counts every call."""
     @_builtins.property
     def occurred_at(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
@@ -215,10 +521,11 @@ class RecordLaneOutcomeRequest(_message.Message):
         destination_province: _builtins.str = ...,
         late: _builtins.bool = ...,
         occurred_at: _timestamp_pb2.Timestamp | None = ...,
+        outcome_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["occurred_at", b"occurred_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["carrier", b"carrier", "destination_province", b"destination_province", "late", b"late", "occurred_at", b"occurred_at", "warehouse_id", b"warehouse_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["carrier", b"carrier", "destination_province", b"destination_province", "late", b"late", "occurred_at", b"occurred_at", "outcome_id", b"outcome_id", "warehouse_id", b"warehouse_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -50,6 +50,26 @@ class RoutingServiceStub:
                 request_serializer=orderhub_dot_v1_dot_routing__pb2.GetLaneHealthRequest.SerializeToString,
                 response_deserializer=orderhub_dot_v1_dot_routing__pb2.GetLaneHealthResponse.FromString,
                 _registered_method=True)
+        self.QuoteRoute = channel.unary_unary(
+                '/orderhub.v1.RoutingService/QuoteRoute',
+                request_serializer=orderhub_dot_v1_dot_routing__pb2.QuoteRouteRequest.SerializeToString,
+                response_deserializer=orderhub_dot_v1_dot_routing__pb2.QuoteRouteResponse.FromString,
+                _registered_method=True)
+        self.GetRoutingRules = channel.unary_unary(
+                '/orderhub.v1.RoutingService/GetRoutingRules',
+                request_serializer=orderhub_dot_v1_dot_routing__pb2.GetRoutingRulesRequest.SerializeToString,
+                response_deserializer=orderhub_dot_v1_dot_routing__pb2.GetRoutingRulesResponse.FromString,
+                _registered_method=True)
+        self.UpdateRoutingRules = channel.unary_unary(
+                '/orderhub.v1.RoutingService/UpdateRoutingRules',
+                request_serializer=orderhub_dot_v1_dot_routing__pb2.UpdateRoutingRulesRequest.SerializeToString,
+                response_deserializer=orderhub_dot_v1_dot_routing__pb2.UpdateRoutingRulesResponse.FromString,
+                _registered_method=True)
+        self.ListRoutingRuleVersions = channel.unary_unary(
+                '/orderhub.v1.RoutingService/ListRoutingRuleVersions',
+                request_serializer=orderhub_dot_v1_dot_routing__pb2.ListRoutingRuleVersionsRequest.SerializeToString,
+                response_deserializer=orderhub_dot_v1_dot_routing__pb2.ListRoutingRuleVersionsResponse.FromString,
+                _registered_method=True)
 
 
 class RoutingServiceServicer:
@@ -77,6 +97,34 @@ class RoutingServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def QuoteRoute(self, request, context):
+        """Answers what RouteOrder would decide for a destination and lines, changing nothing.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetRoutingRules(self, request, context):
+        """Returns the routing rules in force (or an earlier version).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateRoutingRules(self, request, context):
+        """Validates and stores a new version of the routing rules; a rejected update changes nothing.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListRoutingRuleVersions(self, request, context):
+        """Lists the stored versions of the routing rules, newest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RoutingServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -94,6 +142,26 @@ def add_RoutingServiceServicer_to_server(servicer, server):
                     servicer.GetLaneHealth,
                     request_deserializer=orderhub_dot_v1_dot_routing__pb2.GetLaneHealthRequest.FromString,
                     response_serializer=orderhub_dot_v1_dot_routing__pb2.GetLaneHealthResponse.SerializeToString,
+            ),
+            'QuoteRoute': grpc.unary_unary_rpc_method_handler(
+                    servicer.QuoteRoute,
+                    request_deserializer=orderhub_dot_v1_dot_routing__pb2.QuoteRouteRequest.FromString,
+                    response_serializer=orderhub_dot_v1_dot_routing__pb2.QuoteRouteResponse.SerializeToString,
+            ),
+            'GetRoutingRules': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetRoutingRules,
+                    request_deserializer=orderhub_dot_v1_dot_routing__pb2.GetRoutingRulesRequest.FromString,
+                    response_serializer=orderhub_dot_v1_dot_routing__pb2.GetRoutingRulesResponse.SerializeToString,
+            ),
+            'UpdateRoutingRules': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateRoutingRules,
+                    request_deserializer=orderhub_dot_v1_dot_routing__pb2.UpdateRoutingRulesRequest.FromString,
+                    response_serializer=orderhub_dot_v1_dot_routing__pb2.UpdateRoutingRulesResponse.SerializeToString,
+            ),
+            'ListRoutingRuleVersions': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListRoutingRuleVersions,
+                    request_deserializer=orderhub_dot_v1_dot_routing__pb2.ListRoutingRuleVersionsRequest.FromString,
+                    response_serializer=orderhub_dot_v1_dot_routing__pb2.ListRoutingRuleVersionsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -178,6 +246,114 @@ class RoutingService:
             '/orderhub.v1.RoutingService/GetLaneHealth',
             orderhub_dot_v1_dot_routing__pb2.GetLaneHealthRequest.SerializeToString,
             orderhub_dot_v1_dot_routing__pb2.GetLaneHealthResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def QuoteRoute(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/orderhub.v1.RoutingService/QuoteRoute',
+            orderhub_dot_v1_dot_routing__pb2.QuoteRouteRequest.SerializeToString,
+            orderhub_dot_v1_dot_routing__pb2.QuoteRouteResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetRoutingRules(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/orderhub.v1.RoutingService/GetRoutingRules',
+            orderhub_dot_v1_dot_routing__pb2.GetRoutingRulesRequest.SerializeToString,
+            orderhub_dot_v1_dot_routing__pb2.GetRoutingRulesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateRoutingRules(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/orderhub.v1.RoutingService/UpdateRoutingRules',
+            orderhub_dot_v1_dot_routing__pb2.UpdateRoutingRulesRequest.SerializeToString,
+            orderhub_dot_v1_dot_routing__pb2.UpdateRoutingRulesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListRoutingRuleVersions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/orderhub.v1.RoutingService/ListRoutingRuleVersions',
+            orderhub_dot_v1_dot_routing__pb2.ListRoutingRuleVersionsRequest.SerializeToString,
+            orderhub_dot_v1_dot_routing__pb2.ListRoutingRuleVersionsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -39,6 +39,14 @@ class RoutingServiceStub:
     """Records one delivery outcome on a lane."""
     GetLaneHealth: _grpc.UnaryUnaryMultiCallable[_routing_pb2.GetLaneHealthRequest, _routing_pb2.GetLaneHealthResponse]
     """Returns lanes with their delay rate and breaker state."""
+    QuoteRoute: _grpc.UnaryUnaryMultiCallable[_routing_pb2.QuoteRouteRequest, _routing_pb2.QuoteRouteResponse]
+    """Answers what RouteOrder would decide for a destination and lines, changing nothing."""
+    GetRoutingRules: _grpc.UnaryUnaryMultiCallable[_routing_pb2.GetRoutingRulesRequest, _routing_pb2.GetRoutingRulesResponse]
+    """Returns the routing rules in force (or an earlier version)."""
+    UpdateRoutingRules: _grpc.UnaryUnaryMultiCallable[_routing_pb2.UpdateRoutingRulesRequest, _routing_pb2.UpdateRoutingRulesResponse]
+    """Validates and stores a new version of the routing rules; a rejected update changes nothing."""
+    ListRoutingRuleVersions: _grpc.UnaryUnaryMultiCallable[_routing_pb2.ListRoutingRuleVersionsRequest, _routing_pb2.ListRoutingRuleVersionsResponse]
+    """Lists the stored versions of the routing rules, newest first."""
 
 @_typing.type_check_only
 class RoutingServiceAsyncStub(RoutingServiceStub):
@@ -51,6 +59,14 @@ class RoutingServiceAsyncStub(RoutingServiceStub):
     """Records one delivery outcome on a lane."""
     GetLaneHealth: _aio.UnaryUnaryMultiCallable[_routing_pb2.GetLaneHealthRequest, _routing_pb2.GetLaneHealthResponse]  # type: ignore[assignment]
     """Returns lanes with their delay rate and breaker state."""
+    QuoteRoute: _aio.UnaryUnaryMultiCallable[_routing_pb2.QuoteRouteRequest, _routing_pb2.QuoteRouteResponse]  # type: ignore[assignment]
+    """Answers what RouteOrder would decide for a destination and lines, changing nothing."""
+    GetRoutingRules: _aio.UnaryUnaryMultiCallable[_routing_pb2.GetRoutingRulesRequest, _routing_pb2.GetRoutingRulesResponse]  # type: ignore[assignment]
+    """Returns the routing rules in force (or an earlier version)."""
+    UpdateRoutingRules: _aio.UnaryUnaryMultiCallable[_routing_pb2.UpdateRoutingRulesRequest, _routing_pb2.UpdateRoutingRulesResponse]  # type: ignore[assignment]
+    """Validates and stores a new version of the routing rules; a rejected update changes nothing."""
+    ListRoutingRuleVersions: _aio.UnaryUnaryMultiCallable[_routing_pb2.ListRoutingRuleVersionsRequest, _routing_pb2.ListRoutingRuleVersionsResponse]  # type: ignore[assignment]
+    """Lists the stored versions of the routing rules, newest first."""
 
 class RoutingServiceServicer(metaclass=_abc_1.ABCMeta):
     """RoutingService decides warehouse(s) and carrier per order and watches lane health."""
@@ -78,5 +94,37 @@ class RoutingServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_routing_pb2.GetLaneHealthResponse, _abc.Awaitable[_routing_pb2.GetLaneHealthResponse]]:
         """Returns lanes with their delay rate and breaker state."""
+
+    @_abc_1.abstractmethod
+    def QuoteRoute(
+        self,
+        request: _routing_pb2.QuoteRouteRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_routing_pb2.QuoteRouteResponse, _abc.Awaitable[_routing_pb2.QuoteRouteResponse]]:
+        """Answers what RouteOrder would decide for a destination and lines, changing nothing."""
+
+    @_abc_1.abstractmethod
+    def GetRoutingRules(
+        self,
+        request: _routing_pb2.GetRoutingRulesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_routing_pb2.GetRoutingRulesResponse, _abc.Awaitable[_routing_pb2.GetRoutingRulesResponse]]:
+        """Returns the routing rules in force (or an earlier version)."""
+
+    @_abc_1.abstractmethod
+    def UpdateRoutingRules(
+        self,
+        request: _routing_pb2.UpdateRoutingRulesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_routing_pb2.UpdateRoutingRulesResponse, _abc.Awaitable[_routing_pb2.UpdateRoutingRulesResponse]]:
+        """Validates and stores a new version of the routing rules; a rejected update changes nothing."""
+
+    @_abc_1.abstractmethod
+    def ListRoutingRuleVersions(
+        self,
+        request: _routing_pb2.ListRoutingRuleVersionsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_routing_pb2.ListRoutingRuleVersionsResponse, _abc.Awaitable[_routing_pb2.ListRoutingRuleVersionsResponse]]:
+        """Lists the stored versions of the routing rules, newest first."""
 
 def add_RoutingServiceServicer_to_server(servicer: RoutingServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
