@@ -8,6 +8,7 @@ import pickle
 import socket
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent import futures
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +34,7 @@ from orderhub import (
     Unavailable,
     auth_metadata,
 )
-from orderhub.v1 import order_pb2, stock_pb2
+from orderhub.v1 import order_pb2, routing_pb2, stock_pb2
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "platforms"
 DOUYIN_SAMPLE = FIXTURES / "douyin_order_detail_sample.json"
@@ -564,3 +565,31 @@ async def test_orders_through_the_client(client: AsyncOrderHubClient, unique: st
     )
     assert results[0].duplicate and results[0].order.order_id == order.order_id
     assert results[1].code == 3 and results[1].field == "payload"  # INVALID_ARGUMENT
+
+
+async def test_routing_through_the_sdk(client: AsyncOrderHubClient, unique: str) -> None:
+    warehouse_id, sku = await stocked(client, unique, 10)
+
+    quote = await client.quote_route("广东省", [(sku, 2)], destination_city="广州市")
+    assert [(s.warehouse_id, s.carrier) for s in quote.shipments] == [(warehouse_id, "instant")]
+    assert quote.trace and quote.rules_version >= 0
+
+    lane = await client.record_lane_outcome(
+        warehouse_id,
+        "zto",
+        "广东",
+        late=False,
+        occurred_at=datetime.now(UTC),
+        outcome_id=f"{unique}-1",
+    )
+    assert (lane.warehouse_id, lane.destination_province) == (warehouse_id, "广东")
+    assert lane.state == routing_pb2.BREAKER_STATE_CLOSED
+    [same] = await client.lane_health(warehouse_id=warehouse_id)
+    assert same.carrier == "zto"
+
+    rules = await client.routing_rules()
+    checked = await client.update_routing_rules(rules.rules_json, validate_only=True)
+    assert checked.rules_json == rules.rules_json
+    with pytest.raises(InvalidArgument) as bad:
+        await client.update_routing_rules('{"rules": [{"name": "x"}]}', validate_only=True)
+    assert bad.value.field.startswith("rules_json.rules[0]")

@@ -52,6 +52,7 @@ from orderhub.v1 import (
     order_pb2_grpc,
     reconcile_pb2,
     reconcile_pb2_grpc,
+    routing_pb2,
     routing_pb2_grpc,
     stock_pb2,
     stock_pb2_grpc,
@@ -399,6 +400,47 @@ def _reservation(
 
 class _Requests:
     """Request builders both clients share, so their behaviour cannot drift apart."""
+
+    @staticmethod
+    def quote_route(
+        destination_province: str,
+        lines: Iterable[Line | tuple[str, int]],
+        destination_city: str,
+        tags: Iterable[str],
+        channel: str,
+        amount_fen: int,
+        sla_hours: int,
+        draft_rules_json: str,
+    ) -> routing_pb2.QuoteRouteRequest:
+        return routing_pb2.QuoteRouteRequest(
+            destination_province=destination_province,
+            destination_city=destination_city,
+            lines=[routing_pb2.QuoteLine(sku=ln[0], quantity=ln[1]) for ln in lines],
+            tags=list(tags),
+            channel=channel,
+            amount_fen=amount_fen,
+            sla_hours=sla_hours,
+            draft_rules_json=draft_rules_json,
+        )
+
+    @staticmethod
+    def lane_outcome(
+        warehouse_id: str,
+        carrier: str,
+        destination_province: str,
+        late: bool,
+        occurred_at: datetime,
+        outcome_id: str,
+    ) -> routing_pb2.RecordLaneOutcomeRequest:
+        request = routing_pb2.RecordLaneOutcomeRequest(
+            warehouse_id=warehouse_id,
+            carrier=carrier,
+            destination_province=destination_province,
+            late=late,
+            outcome_id=outcome_id,
+        )
+        request.occurred_at.FromDatetime(occurred_at)
+        return request
 
     @staticmethod
     def upsert_warehouse(
@@ -877,6 +919,83 @@ class OrderHubClient(_ClientBase):
         request = order_pb2.ListOrderEventsRequest(order_id=order_id)
         return list(self.call(self.orders.ListOrderEvents, request, idempotent=True).events)
 
+    def route_order(self, order_id: str, *, sla_hours: int = 0) -> routing_pb2.RouteOrderResponse:
+        """Choose an order's warehouses and carriers now; its hold moves there. With the why."""
+        request = routing_pb2.RouteOrderRequest(order_id=order_id, sla_hours=sla_hours)
+        return self.call(self.routing.RouteOrder, request, idempotent=True)
+
+    def quote_route(
+        self,
+        destination_province: str,
+        lines: Iterable[Line | tuple[str, int]],
+        *,
+        destination_city: str = "",
+        tags: Iterable[str] = (),
+        channel: str = "",
+        amount_fen: int = 0,
+        sla_hours: int = 0,
+        draft_rules_json: str = "",
+    ) -> routing_pb2.QuoteRouteResponse:
+        """What routing would decide for a destination and (sku, quantity) lines; no change."""
+        request = _Requests.quote_route(
+            destination_province,
+            lines,
+            destination_city,
+            tags,
+            channel,
+            amount_fen,
+            sla_hours,
+            draft_rules_json,
+        )
+        return self.call(self.routing.QuoteRoute, request, idempotent=True)
+
+    def record_lane_outcome(
+        self,
+        warehouse_id: str,
+        carrier: str,
+        destination_province: str,
+        *,
+        late: bool,
+        occurred_at: datetime,
+        outcome_id: str = "",
+    ) -> routing_pb2.LaneHealth:
+        """Count one delivery on a lane (once per ``outcome_id``); the lane's health after it."""
+        request = _Requests.lane_outcome(
+            warehouse_id, carrier, destination_province, late, occurred_at, outcome_id
+        )
+        return self.call(self.routing.RecordLaneOutcome, request, idempotent=bool(outcome_id)).lane
+
+    def lane_health(
+        self, *, warehouse_id: str = "", carrier: str = "", destination_province: str = ""
+    ) -> list[routing_pb2.LaneHealth]:
+        """Lanes matching the filters given, with their delay rates and breaker states."""
+        request = routing_pb2.GetLaneHealthRequest(
+            warehouse_id=warehouse_id, carrier=carrier, destination_province=destination_province
+        )
+        return list(self.call(self.routing.GetLaneHealth, request, idempotent=True).lanes)
+
+    def routing_rules(self, version: int = 0) -> routing_pb2.RoutingRules:
+        """The routing rules in force, or a stored version."""
+        request = routing_pb2.GetRoutingRulesRequest(version=version)
+        return self.call(self.routing.GetRoutingRules, request, idempotent=True).rules
+
+    def update_routing_rules(
+        self,
+        rules_json: str,
+        *,
+        expected_version: int = 0,
+        comment: str = "",
+        validate_only: bool = False,
+    ) -> routing_pb2.RoutingRules:
+        """Store the next version of the routing rules; a bad document changes nothing."""
+        request = routing_pb2.UpdateRoutingRulesRequest(
+            rules_json=rules_json,
+            expected_version=expected_version,
+            comment=comment,
+            validate_only=validate_only,
+        )
+        return self.call(self.routing.UpdateRoutingRules, request).rules
+
     def sync_status(self) -> wms_pb2.GetSyncStatusResponse:
         """Where the WMS sync stands: backlog, applied, dead letters, outbox."""
         request = wms_pb2.GetSyncStatusRequest()
@@ -1244,6 +1363,87 @@ class AsyncOrderHubClient(_ClientBase):
         """What happened to an order (who, when, why), oldest first."""
         request = order_pb2.ListOrderEventsRequest(order_id=order_id)
         return list((await self.call(self.orders.ListOrderEvents, request, idempotent=True)).events)
+
+    async def route_order(
+        self, order_id: str, *, sla_hours: int = 0
+    ) -> routing_pb2.RouteOrderResponse:
+        """Choose an order's warehouses and carriers now; its hold moves there. With the why."""
+        request = routing_pb2.RouteOrderRequest(order_id=order_id, sla_hours=sla_hours)
+        return await self.call(self.routing.RouteOrder, request, idempotent=True)
+
+    async def quote_route(
+        self,
+        destination_province: str,
+        lines: Iterable[Line | tuple[str, int]],
+        *,
+        destination_city: str = "",
+        tags: Iterable[str] = (),
+        channel: str = "",
+        amount_fen: int = 0,
+        sla_hours: int = 0,
+        draft_rules_json: str = "",
+    ) -> routing_pb2.QuoteRouteResponse:
+        """What routing would decide for a destination and (sku, quantity) lines; no change."""
+        request = _Requests.quote_route(
+            destination_province,
+            lines,
+            destination_city,
+            tags,
+            channel,
+            amount_fen,
+            sla_hours,
+            draft_rules_json,
+        )
+        return await self.call(self.routing.QuoteRoute, request, idempotent=True)
+
+    async def record_lane_outcome(
+        self,
+        warehouse_id: str,
+        carrier: str,
+        destination_province: str,
+        *,
+        late: bool,
+        occurred_at: datetime,
+        outcome_id: str = "",
+    ) -> routing_pb2.LaneHealth:
+        """Count one delivery on a lane (once per ``outcome_id``); the lane's health after it."""
+        request = _Requests.lane_outcome(
+            warehouse_id, carrier, destination_province, late, occurred_at, outcome_id
+        )
+        return (
+            await self.call(self.routing.RecordLaneOutcome, request, idempotent=bool(outcome_id))
+        ).lane
+
+    async def lane_health(
+        self, *, warehouse_id: str = "", carrier: str = "", destination_province: str = ""
+    ) -> list[routing_pb2.LaneHealth]:
+        """Lanes matching the filters given, with their delay rates and breaker states."""
+        request = routing_pb2.GetLaneHealthRequest(
+            warehouse_id=warehouse_id, carrier=carrier, destination_province=destination_province
+        )
+        return list((await self.call(self.routing.GetLaneHealth, request, idempotent=True)).lanes)
+
+    async def routing_rules(self, version: int = 0) -> routing_pb2.RoutingRules:
+        """The routing rules in force, or a stored version."""
+        request = routing_pb2.GetRoutingRulesRequest(version=version)
+        return (await self.call(self.routing.GetRoutingRules, request, idempotent=True)).rules
+
+    async def update_routing_rules(
+        self,
+        rules_json: str,
+        *,
+        expected_version: int = 0,
+        comment: str = "",
+        validate_only: bool = False,
+    ) -> routing_pb2.RoutingRules:
+        """Store the next version of the routing rules; a bad document changes nothing."""
+        request = routing_pb2.UpdateRoutingRulesRequest(
+            rules_json=rules_json,
+            expected_version=expected_version,
+            comment=comment,
+            validate_only=validate_only,
+        )
+        return (await self.call(self.routing.UpdateRoutingRules, request)).rules
 
     async def sync_status(self) -> wms_pb2.GetSyncStatusResponse:
         """Where the WMS sync stands: backlog, applied, dead letters, outbox."""
