@@ -233,6 +233,7 @@ class Hub:
         await self._lanes.start()
         await self._router.start(auto=s.auto_route)
         self._orders.on_ready = self._router.nudge
+        self._orders.on_released = self._router.forget
         self._carrier = CarrierEvents(
             self.nats,
             self._lanes,

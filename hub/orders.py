@@ -118,6 +118,9 @@ class OrderIntake:
         self.fetch_order: Fetcher | None = None
         #: Called when an order may now be ready to route (paid, held); set by the hub.
         self.on_ready: Callable[[], None] | None = None
+        #: Called with an order's id when its hold was given back; set by the hub, so its
+        #: routing (and its place in a warehouse's day) is let go too.
+        self.on_released: Callable[[str], Awaitable[None]] | None = None
         # Concurrent orders share their database rounds: one look-up, one insert each.
         self._lookups: Batcher[PlatformOrder, tuple[dict[str, str], StoredOrder | None]] = Batcher(
             self._look_up_many
@@ -346,6 +349,8 @@ class OrderIntake:
             held = await self._inventory.release(stored.hold_key)
         except (ReservationNotFound, ReservationClosed):
             return  # nothing held, or shipped already: nothing to give back
+        if self.on_released is not None:
+            await self.on_released(stored.order_id)
         if held.status is ReservationStatus.RELEASED and held.closed_at is not None:
             await asyncio.to_thread(
                 self.store.record,

@@ -554,6 +554,14 @@ class Router:
             routed = await self.reroute(orders, why)
             log.info("%s: %d unshipped orders routed again", why, routed)
 
+    async def forget(self, order_id: str) -> None:
+        """Let an order's routing go (its hold was given back): its warehouse's day frees up.
+
+        A paid or allocated order that is held again is routed again by the next sweep.
+        """
+        await asyncio.to_thread(self.store.forget, order_id)
+        self._wake.set()
+
     async def holds_moved(self, order_ids: Sequence[str]) -> int:
         """Orders whose hold a warehouse moved (a shortfall): route them again."""
         return await self.reroute(order_ids, "their stock moved to another warehouse")
@@ -579,7 +587,10 @@ class Router:
     async def route_waiting(self, limit: int = 200) -> int:
         """Route paid, held orders that have no routing yet; how many were routed."""
         waiting = await asyncio.to_thread(
-            self.store.unrouted, OrderStatus.PAID.value, REVIEW, limit
+            self.store.unrouted,
+            [OrderStatus.PAID.value, OrderStatus.ALLOCATED.value],
+            REVIEW,
+            limit,
         )
         return await self.reroute(waiting, "paid and held", review_failures=True)
 

@@ -182,15 +182,15 @@ class RoutingStore:
             )
             return sorted(r.order_id for r in rows)
 
-    def unrouted(self, status: str, skip_queue: str, limit: int) -> list[str]:
-        """Orders in ``status`` with no routing yet, outside ``skip_queue``, oldest first."""
+    def unrouted(self, statuses: Sequence[str], skip_queue: str, limit: int) -> list[str]:
+        """Orders in ``statuses`` with no routing, outside ``skip_queue``, oldest first."""
         t = schema.routed_shipments
         o = schema.orders
         routed = select(t.c.order_id).where(t.c.order_id == o.c.order_id).exists()
         with self._engine.connect() as conn:
             rows = conn.execute(
                 select(o.c.order_id)
-                .where(o.c.status == status, o.c.queue != skip_queue, ~routed)
+                .where(o.c.status.in_(list(statuses)), o.c.queue != skip_queue, ~routed)
                 .order_by(o.c.ingested_at)
                 .limit(limit)
             )
@@ -206,6 +206,28 @@ class RoutingStore:
                 .group_by(t.c.order_id)
             )
             return sorted(((r.order_id, _utc(r.at)) for r in rows), key=lambda x: (x[1], x[0]))
+
+    def carried_over(self, day: str, statuses: Sequence[str]) -> dict[str, int]:
+        """Orders routed to each warehouse before ``day`` and still in one of ``statuses``.
+
+        That is each warehouse's backlog: orders it took on earlier days and has not
+        handed over yet.
+        """
+        t = schema.routed_shipments
+        o = schema.orders
+        with self._engine.connect() as conn:
+            rows = conn.execute(
+                select(t.c.warehouse_id, func.count(func.distinct(t.c.order_id)).label("n"))
+                .join(o, o.c.order_id == t.c.order_id)
+                .where(t.c.day < day, o.c.status.in_(list(statuses)))
+                .group_by(t.c.warehouse_id)
+            )
+            return {r.warehouse_id: int(r.n) for r in rows}
+
+    def forget(self, order_id: str) -> None:
+        """Drop an order's routing and give its place in its warehouses' day back."""
+        with self._engine.begin() as conn:
+            write_routing(conn, order_id, [])
 
     def load(self, day: str) -> dict[str, int]:
         """Orders routed to each warehouse on a routing day."""

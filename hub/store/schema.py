@@ -323,6 +323,7 @@ routed_shipments = Table(
     Column("day", String(10), nullable=False),
     Column("decided_at", UTCDateTime, nullable=False),
     Index("ix_routed_shipments_lane", "warehouse_id", "carrier", "destination_province"),
+    Index("ix_routed_shipments_day", "day", "warehouse_id"),
 )
 
 # Orders routed to each warehouse per routing day, for its daily capacity.

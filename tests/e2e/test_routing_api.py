@@ -198,6 +198,26 @@ async def test_full_warehouse_is_passed_over_for_one_that_can_serve(
     assert any("full" in t.detail and near in t.detail for t in b.trace)
 
 
+async def test_cancelled_order_gives_its_place_in_the_warehouse_day_back(
+    routing: routing_pb2_grpc.RoutingServiceStub,
+    stock: stock_pb2_grpc.StockServiceStub,
+    orders: order_pb2_grpc.OrderServiceStub,
+    unique: str,
+) -> None:
+    near, _ = await two_warehouses(stock, unique, near_capacity=1)
+    first = await paid_order(stock, orders, unique, f"{unique}-a", order_id=f"{unique}1")
+    second = await paid_order(stock, orders, unique, f"{unique}-b", order_id=f"{unique}2")
+    a = await routing.RouteOrder(routing_pb2.RouteOrderRequest(order_id=first.order_id))
+    assert [s.warehouse_id for s in a.shipments] == [near]
+
+    await orders.CancelOrder(order_pb2.CancelOrderRequest(order_id=first.order_id, reason="buyer"))
+    cancelled = await orders.GetOrder(order_pb2.GetOrderRequest(order_id=first.order_id))
+    assert list(cancelled.order.shipments) == []
+
+    b = await routing.RouteOrder(routing_pb2.RouteOrderRequest(order_id=second.order_id))
+    assert [s.warehouse_id for s in b.shipments] == [near]
+
+
 async def test_quote_route_answers_without_changing_anything(
     routing: routing_pb2_grpc.RoutingServiceStub,
     stock: stock_pb2_grpc.StockServiceStub,

@@ -85,6 +85,7 @@ def upgrade() -> None:
             ["warehouse_id", "carrier", "destination_province"],
             unique=False,
         )
+        batch_op.create_index("ix_routed_shipments_day", ["day", "warehouse_id"], unique=False)
 
     op.create_table(
         "routing_rules",
@@ -108,6 +109,7 @@ def downgrade() -> None:
     op.drop_table("warehouse_load")
     op.drop_table("routing_rules")
     with op.batch_alter_table("routed_shipments", schema=None) as batch_op:
+        batch_op.drop_index("ix_routed_shipments_day")
         batch_op.drop_index("ix_routed_shipments_lane")
 
     op.drop_table("routed_shipments")
