@@ -59,6 +59,8 @@ class RecordOutcome:
     occurred_at: datetime
     outcome_id: str = ""
     now: datetime | None = None
+    #: When the parcel was handed to the carrier, when known.
+    shipped_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,7 +120,7 @@ class LaneShardActor:
             if lane_shard(Lane(*key), count) == index
         }
         self.book = LaneBook.rebuild(
-            ((_lane(o), o.late, o.occurred_at) for o in mine),
+            ((_lane(o), o.late, o.occurred_at, o.shipped_at) for o in mine),
             now,
             policy=self.policy,
             resume_from=stored.values(),
@@ -154,9 +156,19 @@ class LaneShardActor:
                 duplicate = bool(op.outcome_id) and op.outcome_id in seen
                 changes: list[Transition] = []
                 if not duplicate:
-                    changes = self.book.record(op.lane, op.late, op.occurred_at, now)
+                    try:
+                        changes = self.book.record(
+                            op.lane, op.late, op.occurred_at, now, shipped_at=op.shipped_at
+                        )
+                    except ValueError as err:  # refused as given; the batch goes on
+                        results.append(err)
+                        continue
                     seen.add(op.outcome_id)
-                    fresh.append(OutcomeRow(*_key(op.lane), op.late, op.occurred_at, op.outcome_id))
+                    fresh.append(
+                        OutcomeRow(
+                            *_key(op.lane), op.late, op.occurred_at, op.outcome_id, op.shipped_at
+                        )
+                    )
                     transitions.extend(changes)
                 health = self.book.health(
                     now,

@@ -4,12 +4,15 @@ A carrier integration publishes one JSON object per tracking event::
 
     {"event_id": "sf-SF1400023-delivered", "waybill": "SF1400023", "status": "DELIVERED",
      "warehouse_id": "WH-SOUTH", "destination_province": "广东省",
-     "occurred_at": "2026-11-25T09:30:00+08:00", "promised_at": "2026-11-25T18:00:00+08:00"}
+     "occurred_at": "2026-11-25T09:30:00+08:00", "promised_at": "2026-11-25T18:00:00+08:00",
+     "shipped_at": "2026-11-24T16:05:00+08:00"}
 
 Only events that settle a parcel are outcomes: ``DELIVERED`` is late when ``late`` says
 so, or else when it happened after ``promised_at``; ``LOST`` and ``RETURNED`` are always
 late. Every other status (picked up, in transit, out for delivery …) is not an outcome
-and is skipped. The carrier comes from the subject; a ``carrier`` field, when present,
+and is skipped. ``shipped_at`` (optional) is when the carrier took the parcel; it tells a
+half-open lane's probes from parcels that left before it tripped. The carrier comes from
+the subject; a ``carrier`` field, when present,
 must agree with it.
 
 Anything that cannot be read raises :class:`BadTrackingEvent` with a code and a reason;
@@ -51,6 +54,8 @@ class TrackedOutcome:
     destination_province: str
     late: bool
     occurred_at: datetime
+    #: When the carrier took the parcel (``shipped_at``), when the event says.
+    shipped_at: datetime | None = None
 
 
 def decode(subject: str, data: bytes) -> TrackedOutcome | None:
@@ -92,6 +97,13 @@ def decode(subject: str, data: bytes) -> TrackedOutcome | None:
         raise BadTrackingEvent(
             "UNKNOWN_PROVINCE", f"destination_province {raw_province!r} is not known", event_id
         )
+    shipped_at = None
+    if body.get("shipped_at") not in (None, ""):
+        shipped_at = _time(body, "shipped_at", event_id)
+        if shipped_at > occurred_at:
+            raise BadTrackingEvent(
+                "BAD_TIME", "shipped_at is after the delivery's occurred_at", event_id
+            )
     return TrackedOutcome(
         event_id=event_id,
         warehouse_id=_text(body, "warehouse_id", event_id),
@@ -99,6 +111,7 @@ def decode(subject: str, data: bytes) -> TrackedOutcome | None:
         destination_province=province.short,
         late=late,
         occurred_at=occurred_at,
+        shipped_at=shipped_at,
     )
 
 

@@ -21,7 +21,7 @@ from nats.aio.msg import Msg
 from adapters.carrier_events import BadTrackingEvent, TrackedOutcome, decode
 from hub.consuming import DurableConsumer, Poison
 from hub.domain.lanes import Lane
-from hub.lanes import LaneHealthBoard
+from hub.lanes import LaneHealthBoard, Outcome
 from hub.store.dead_letters import DeadLetters, Letter, LetterStatus, ReplayOutcome
 
 log = logging.getLogger("orderhub.carrier")
@@ -98,11 +98,12 @@ class CarrierEvents(DurableConsumer[TrackingCounters]):
     async def _count(self, outcomes: Sequence[TrackedOutcome]) -> None:
         recorded = await self._lanes.record(
             [
-                (
+                Outcome(
                     Lane(o.warehouse_id, o.carrier, o.destination_province),
                     o.late,
                     o.occurred_at,
                     f"{o.carrier}:{o.event_id}",
+                    o.shipped_at,
                 )
                 for o in outcomes
             ]

@@ -15,10 +15,12 @@ import contextlib
 import json
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from actors.lanes import Evaluate, Gates, Health, LaneOp, Recorded, RecordOutcome, lane_shard
+from hub.domain.inventory import InvalidRequest
 from hub.domain.lanes import BreakerPolicy, BreakerState, Lane, LaneHealth, Transition, probe_point
 from hub.domain.routing import LaneVerdict
 from hub.inventory import ShardLink
@@ -26,6 +28,18 @@ from hub.inventory import ShardLink
 log = logging.getLogger("orderhub.lanes")
 
 OnTransitions = Callable[[Sequence[Transition]], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """One parcel's delivery on a lane: late or not, when, and when it was handed over."""
+
+    lane: Lane
+    late: bool
+    occurred_at: datetime
+    #: Counts the outcome once: a repeat with the same id changes nothing.
+    outcome_id: str = ""
+    shipped_at: datetime | None = None
 
 
 class LaneHealthBoard:
@@ -67,16 +81,21 @@ class LaneHealthBoard:
 
     async def record(
         self,
-        outcomes: Sequence[tuple[Lane, bool, datetime, str]],
+        outcomes: Sequence[Outcome],
         now: datetime | None = None,
     ) -> list[Recorded]:
-        """Count outcomes (lane, late, occurred_at, outcome id); answers in order."""
+        """Count delivery outcomes; answers in order."""
         now = now or self.clock()
         calls = [
-            self._link(lane).call(RecordOutcome(lane, late, at, outcome_id, now))
-            for lane, late, at, outcome_id in outcomes
+            self._link(o.lane).call(
+                RecordOutcome(o.lane, o.late, o.occurred_at, o.outcome_id, now, o.shipped_at)
+            )
+            for o in outcomes
         ]
         answers = await asyncio.gather(*calls)
+        for answer in answers:
+            if isinstance(answer, ValueError):
+                raise InvalidRequest(str(answer), field="occurred_at")
         recorded = [a for a in answers if isinstance(a, Recorded)]
         changes = [t for r in recorded for t in r.transitions]
         if changes:

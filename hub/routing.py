@@ -25,9 +25,11 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as dtime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -65,6 +67,9 @@ from hub.store.routing import RoutedShipment, RoutingStore, StoredRules, write_r
 
 log = logging.getLogger("orderhub.routing")
 
+#: How long a read of the warehouses' backlog is used, and how many days back it looks.
+BACKLOG_TTL_S = 10.0
+BACKLOG_DAYS = 14
 #: Why routing moved a hold, as its hold events say (``cause``).
 ROUTING_CAUSE = "routing"
 #: Statuses whose goods have not left and that may be routed (again).
@@ -147,6 +152,7 @@ class Router:
         self._tasks: list[asyncio.Task[None]] = []
         self._busy: set[str] = set()
         self._background: set[asyncio.Task[None]] = set()
+        self._backlog_cache: tuple[date, float, dict[str, int]] | None = None
         lanes.on_transitions(self._lanes_changed)
 
     # ------------------------------------------------------------------ lifecycle
@@ -439,6 +445,26 @@ class Router:
             self._weights.clear()
         return {s: self._weights[s] for s in skus}
 
+    async def _backlog(self, day: date) -> dict[str, int]:
+        """Each warehouse's carry-over into ``day`` (see ``WarehouseState.backlog``).
+
+        Read at most every ``BACKLOG_TTL_S``: it changes only as parcels are handed over.
+        """
+        now = time.monotonic()
+        cached = self._backlog_cache
+        if cached is not None and cached[0] == day and now - cached[1] < BACKLOG_TTL_S:
+            return cached[2]
+        midnight = datetime.combine(day, dtime(), self._tz)
+        found = await asyncio.to_thread(
+            self.store.carried_over,
+            day.isoformat(),
+            (day - timedelta(days=BACKLOG_DAYS)).isoformat(),
+            midnight,
+            [s.value for s in ROUTABLE],
+        )
+        self._backlog_cache = (day, now, found)
+        return found
+
     async def _warehouses(
         self,
         skus: Sequence[str],
@@ -451,11 +477,12 @@ class Router:
         ``pinned`` offers only what the order holds, where it holds it: routing then
         chooses carriers for the lines as they are.
         """
-        day = datetime.now(self._tz).date().isoformat()
-        warehouses, load, levels = await asyncio.gather(
+        today = datetime.now(self._tz).date()
+        warehouses, load, levels, backlog = await asyncio.gather(
             asyncio.to_thread(self._md.warehouses),
-            asyncio.to_thread(self.store.load, day),
+            asyncio.to_thread(self.store.load, today.isoformat()),
             asyncio.gather(*(self._inventory.availability(s) for s in skus)),
+            self._backlog(today),
         )
         atp: dict[str, dict[str, int]] = {w.warehouse_id: {} for w in warehouses}
         if pinned:
@@ -477,6 +504,7 @@ class Router:
                 w.daily_capacity,
                 load.get(w.warehouse_id, 0),
                 atp[w.warehouse_id],
+                backlog.get(w.warehouse_id, 0),
             )
             for w in warehouses
         ]

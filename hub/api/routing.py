@@ -18,7 +18,7 @@ from hub.domain.lifecycle import IllegalTransition
 from hub.domain.quotes import CARRIERS
 from hub.domain.routing import Decision, NoRoute, NoStock, PlannedShipment
 from hub.domain.routing_rules import RuleError, RuleSet, parse_rules
-from hub.lanes import LaneHealthBoard
+from hub.lanes import LaneHealthBoard, Outcome
 from hub.routing import Router, RoutingRefused, WhatIf, rules_json
 from hub.store.routing import RulesVersionConflict, StoredRules
 from orderhub.v1 import routing_pb2, routing_pb2_grpc, stock_pb2
@@ -216,8 +216,13 @@ class RoutingServicer(routing_pb2_grpc.RoutingServiceServicer):
             if not request.HasField("occurred_at"):
                 raise invalid("occurred_at", "occurred_at is required")
             occurred_at = request.occurred_at.ToDatetime(tzinfo=UTC)
+            shipped_at = None
+            if request.HasField("shipped_at"):
+                shipped_at = request.shipped_at.ToDatetime(tzinfo=UTC)
+                if shipped_at > occurred_at:
+                    raise invalid("shipped_at", "shipped_at must not be after occurred_at")
             recorded = await self._lanes.record(
-                [(lane, request.late, occurred_at, request.outcome_id.strip())]
+                [Outcome(lane, request.late, occurred_at, request.outcome_id.strip(), shipped_at)]
             )
         except Exception as err:
             await abort(context, err)

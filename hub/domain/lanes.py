@@ -1,16 +1,17 @@
 """Lane health and circuit breakers, in plain Python: no clock but the times callers pass.
 
 A lane is a warehouse, a carrier and a destination province. Delivery outcomes (late or on
-time, and when the delivery happened) arrive from carrier tracking and from an RPC, out of
-order and sometimes hours late. Everything here counts them by *event time*: an outcome
-lands in the ``bucket_seconds`` bucket its ``occurred_at`` falls in, whenever it arrives.
+time, when the delivery happened and, when known, when the parcel was handed to the carrier)
+arrive from carrier tracking and from an RPC, out of order and minutes to hours late.
+Everything here counts them by *event time*: an outcome lands in the ``bucket_seconds``
+bucket its ``occurred_at`` falls in, whenever it arrives.
 
 **When a lane trips.** Buckets are aligned to the Unix epoch, so with the defaults the
 boundaries are every whole ten minutes (…, 10:00, 10:10, …). The *window ending at a
 boundary b* holds the outcomes with ``b - window_seconds <= occurred_at < b``. That window
 is *sparse* when it holds fewer than ``min_outcomes`` outcomes, *hot* when its late share is
 above ``late_threshold``, and *cool* otherwise (at or below the threshold). A CLOSED lane
-trips OPEN at boundary B when, among the windows ending at the boundaries
+trips OPEN on boundary B when, among the windows ending at the boundaries
 ``B - sustain_seconds, B - sustain_seconds + bucket_seconds, …, B`` (13 of them with the
 defaults, both ends included):
 
@@ -19,54 +20,85 @@ defaults, both ends included):
 
 Sparse windows in between are not judged: they neither trip a lane nor count as healthy, so
 a quiet spell inside a bad stretch does not reset it, while both ends anchor the stretch on
-real evidence. With the defaults a reader checks a trip at 12:00 by hand: for each of
+real evidence. With the defaults a reader checks a trip on 12:00 by hand: for each of
 10:00, 10:10, …, 12:00 take the hour before it; no hour with 20 or more outcomes may be at
 or below 15% late, and the hours before 10:00 and before 12:00 must each have 20 or more
-outcomes and be above 15% late. The trip happens at the boundary itself (``Transition.at``
-is B), judged with every outcome known by then whose ``occurred_at`` is before B, whatever
-the order it arrived in: backfilled outcomes count in the windows they belong to, from the
-next boundary judged on. Boundaries are judged once, as time passes, so an outcome that
-arrives after its boundary was judged changes later judgements, never past ones.
+outcomes and be above 15% late.
 
-Time alone can trip a lane (a boundary passes) or half-open it (a cool-down runs out), so
+``hot_margin_z`` (0, off, by default) asks the two ends for more than noise: with z above 0
+an end is hot only when more than ``n·t + z·√(n·t·(1 - t))`` of its n outcomes are late
+(t the threshold; the score test of "late share above t", the same as the Wilson interval's
+lower bound lying above t). With t = 15% and z = 1 that is 5 of 20, 6 of 25, 12 of 60.
+Windows in between are judged as without it.
+
+**Settling.** Carriers report a delivery 10 to 90 minutes after it happens, sometimes hours
+later, so when the clock passes a boundary the window ending at it holds only part of its
+outcomes. Boundary B is therefore judged once, at ``B + settle_seconds`` (an hour by
+default; 0 judges it at B), with every outcome recorded before that moment whose
+``occurred_at`` is before B, in whatever order they arrived. An outcome recorded later
+counts in later judgements, never in one already made. A trip happens at that moment of
+judgement: ``Transition.at`` is ``B + settle_seconds``, when the lane stops taking orders and
+its cool-down starts, and the reason names the evidence (the boundaries from
+``B - sustain_seconds`` to B). ``at`` follows from B and the policy alone, so
+``Transition.key`` is the same in every run and rebuild under one policy. With the defaults,
+a lane late from 10:00 to 12:00 trips at 13:00. Time moves a lane only at such moments, so
+:meth:`LaneBook.evaluate` need not be called exactly at them: a call later (or the next
+outcome's arrival) makes the same judgement, as of its moment, on the same outcomes.
+
+Time alone can trip a lane (a judgement falls due) or half-open it (a cool-down runs out), so
 the owner calls :meth:`LaneBook.evaluate` often, every minute say; it looks only at the
 lanes time can change: open ones, and closed ones with an outcome in a window still to be
-judged. A lane is judged from when it is first seen; earlier boundaries never are.
+judged. A lane is judged from when it is first seen; boundaries whose judgement fell due
+before that never are.
 
 **After a trip.** An OPEN lane takes no orders. ``cooldown_seconds`` after the trip it goes
 HALF_OPEN and admits ``probe_share`` of orders, chosen by a stable hash of the order id.
-Outcomes that occur at or after the half-open moment are probes (the breaker cannot tell a
-probe order from a parcel shipped earlier; both show how the lane delivers now); once
-``probe_outcomes`` of them have arrived the lane closes if their late share is at or below
+Probes are the outcomes of parcels handed to the carrier (``shipped_at``) at or after the
+half-open moment: they show how the lane delivers now (a parcel routed before the trip but
+handed over after does too). Parcels handed over earlier, in transit when the lane tripped,
+are not probes however late they are delivered; they count in the buckets only. When an
+outcome's ``shipped_at`` is unknown the breaker cannot tell, so it counts as a probe only if
+it occurred ``probe_transit_seconds`` (24 h by default) or more after the half-open moment,
+by when most parcels in transit at the trip have been delivered; 0 makes every such outcome
+occurring from the half-open moment on a probe, as before ``shipped_at`` existed. Once
+``probe_outcomes`` probes have arrived the lane closes if their late share is at or below
 the threshold and opens again otherwise (the cool-down restarts). Both happen at the
-``now`` of the arrival that completed the probes.
+``now`` of the arrival that completed the probes. Neither the cool-down nor the verdict
+waits for settling: no window is judged, the cool-down counts from the moment the lane
+stopped taking orders, and waiting for ``probe_outcomes`` probes already waits for their
+reports.
 
 **Stragglers from before a close.** Parcels shipped before a trip keep settling while the
 lane is open, and their outcomes keep arriving, some backfilled, after the lane closed
 again. They still count in the buckets (GetLaneHealth shows them), but a lane that closed at
-c is judged only on windows that start at or after c: it can trip again no earlier than
-``c + window_seconds + sustain_seconds`` and only on outcomes that occurred after the
-probes proved it healthy. So no straggler, however late it arrives, reopens a lane on
-evidence older than the evidence that closed it.
+c is judged only on windows that start at or after c: it can trip again on boundary
+``c + window_seconds + sustain_seconds`` at the earliest (judged ``settle_seconds`` later)
+and only on outcomes that occurred after the probes proved it healthy. So no straggler,
+however late it arrives, reopens a lane on evidence older than the evidence that closed it.
 
-**Restarts.** Every decision depends on the outcomes known at event times (a boundary, the
-end of a cool-down, the arrival completing the probes), never on when
+**Restarts.** Every decision depends on the outcomes known at event times (a judgement
+moment, the end of a cool-down, the arrival completing the probes), never on when
 :meth:`LaneBook.evaluate` happened to be called, so :meth:`LaneBook.rebuild` replays stored
-outcomes at their own event times and reaches the state a book that had seen them live
-would hold (outcomes of one lane with equal event times must come in the order they
-arrived). The transitions found while replaying are kept apart (``LaneBook.replayed``),
-never returned as new: their ``key`` is the same in every run, so the caller raises only
-those its alert log does not already hold, and no alert goes out twice. A rebuild need not
-read all history: given every lane's last transition (``resume_from``), the outcomes since
-``history_from`` (at least ``sustain_seconds + window_seconds`` before the hub stopped), and
-for a lane whose last transition half-opened it the outcomes since then (its probes), it
-reaches the same state.
+outcomes as if each had been recorded when it occurred and reaches the state a book that had
+seen them so would hold (outcomes of one lane with equal event times must come in the order
+they arrived). A live book that heard of every outcome less than ``settle_seconds`` after it
+occurred judged every boundary on the same outcomes, so it tripped at the same moments, up
+to its first verdict on probes: that happens at the arrival completing them, which a replay
+puts at the probe's ``occurred_at``, and later judgements start from it. The transitions
+found while replaying are kept apart (``LaneBook.replayed``), never returned as new: their
+``key`` is the same in every run, so the caller raises only those its alert log does not
+already hold, and no alert goes out twice. A rebuild need not read all history:
+given every lane's last transition (``resume_from``), the outcomes since ``history_from``
+(at least ``sustain_seconds + window_seconds + settle_seconds`` before the hub stopped, what
+``retention_seconds`` keeps by default), and for a lane whose last transition half-opened it
+the outcomes since then (its probes, with their ``shipped_at``), it reaches the same state.
 """
 
 from __future__ import annotations
 
 import hashlib
 import heapq
+import math
 from bisect import bisect_left, insort
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -119,8 +151,17 @@ class BreakerPolicy:
     cooldown_seconds: int = 1800
     probe_share: float = 0.1
     probe_outcomes: int = 10
-    #: How far back buckets are kept; 0 means just what judging needs (sustain + window).
+    #: How far back buckets are kept; 0 means just what judging needs
+    #: (sustain + window + settle).
     retention_seconds: int = 0
+    #: How long after a boundary it is judged, so that late reports count; 0 judges at once.
+    settle_seconds: int = 3600
+    #: An outcome with no ``shipped_at`` is a probe only if it occurred this long or more
+    #: after the half-open moment; 0 makes any outcome from that moment on a probe.
+    probe_transit_seconds: int = 86_400
+    #: Standard errors by which the ends of a bad stretch must be above the threshold; 0 is
+    #: plain "above".
+    hot_margin_z: float = 0.0
 
     def __post_init__(self) -> None:
         for name in (
@@ -131,6 +172,8 @@ class BreakerPolicy:
             "cooldown_seconds",
             "probe_outcomes",
             "retention_seconds",
+            "settle_seconds",
+            "probe_transit_seconds",
         ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int):
@@ -157,19 +200,38 @@ class BreakerPolicy:
             raise ValueError(f"probe_share must be in (0, 1], got {self.probe_share}")
         if self.probe_outcomes < 1:
             raise ValueError(f"probe_outcomes must be at least 1, got {self.probe_outcomes}")
-        needed = self.sustain_seconds + self.window_seconds
+        if self.settle_seconds < 0 or self.settle_seconds % self.bucket_seconds:
+            raise ValueError(
+                f"settle_seconds must be a multiple of bucket_seconds "
+                f"({self.bucket_seconds}), got {self.settle_seconds}"
+            )
+        if self.probe_transit_seconds < 0:
+            raise ValueError(
+                f"probe_transit_seconds must not be negative, got {self.probe_transit_seconds}"
+            )
+        z = self.hot_margin_z
+        if isinstance(z, bool) or not isinstance(z, int | float) or not 0 <= z < math.inf:
+            raise ValueError(f"hot_margin_z must be a number, 0 or more, got {z!r}")
+        needed = self.sustain_seconds + self.window_seconds + self.settle_seconds
         if self.retention_seconds == 0:
             object.__setattr__(self, "retention_seconds", needed)
         elif self.retention_seconds < needed:
             raise ValueError(
                 f"retention_seconds must be at least sustain_seconds + window_seconds "
-                f"({needed}), got {self.retention_seconds}"
+                f"+ settle_seconds ({needed}), got {self.retention_seconds}"
             )
 
 
 @dataclass(frozen=True, slots=True)
 class Transition:
-    """A lane changed state; the caller turns it into an alert for operations."""
+    """A lane changed state; the caller turns it into an alert for operations.
+
+    ``at`` is when the change took effect, the moment it was decided: for a trip, the
+    moment boundary B was judged (B + ``settle_seconds``; B is named in ``reason``); for a
+    half-open, the end of the cool-down; for a verdict on probes, the arrival that
+    completed them. It is the lane's ``since`` and, with the lane and the new state, the
+    transition's identity.
+    """
 
     lane: Lane
     from_state: BreakerState
@@ -177,8 +239,8 @@ class Transition:
     at: datetime
     reason: str
     #: Late share behind the change, with ``outcomes``: for a trip or a half-open, the window
-    #: ending at the last boundary up to ``at`` (for a trip, the one judged); for a verdict
-    #: on probes, the probes.
+    #: ending at the last boundary judged by ``at`` (for a trip, B); for a verdict on probes,
+    #: the probes.
     delay_rate: float
     outcomes: int
 
@@ -198,8 +260,9 @@ class LaneHealth:
 
     lane: Lane
     state: BreakerState
-    #: Late share of the window ending at the last bucket boundary up to now, the one the
-    #: breaker judges; 0 when that window is empty.
+    #: Late share of the window ending at the last boundary judged by now (the last
+    #: boundary up to ``now - settle_seconds``), the one the breaker judged last; 0 when that
+    #: window is empty.
     delay_rate: float
     outcomes: int
     late: int
@@ -223,7 +286,9 @@ class _Steps:
     window: int
     sustain: int
     retention: int
+    settle: int
     cooldown: timedelta
+    probe_transit: timedelta
 
 
 @lru_cache(maxsize=64)
@@ -234,7 +299,9 @@ def _steps(policy: BreakerPolicy) -> _Steps:
         window=policy.window_seconds // bucket,
         sustain=policy.sustain_seconds // bucket,
         retention=-(-policy.retention_seconds // bucket),
+        settle=policy.settle_seconds // bucket,
         cooldown=timedelta(seconds=policy.cooldown_seconds),
+        probe_transit=timedelta(seconds=policy.probe_transit_seconds),
     )
 
 
@@ -255,9 +322,30 @@ def _span(seconds: int) -> str:
     return "".join(parts)
 
 
-def _event_time(outcome: tuple[Lane, bool, datetime]) -> datetime:
+def _require_shipped(shipped_at: datetime | None, occurred_at: datetime) -> None:
+    if shipped_at is not None:
+        _require_aware(shipped_at, "shipped_at")
+        if shipped_at > occurred_at:
+            raise ValueError(
+                f"shipped_at ({shipped_at.isoformat()}) must not be after occurred_at "
+                f"({occurred_at.isoformat()})"
+            )
+
+
+#: A stored outcome: (lane, late, occurred_at) or (lane, late, occurred_at, shipped_at).
+StoredOutcome = tuple[Lane, bool, datetime] | tuple[Lane, bool, datetime, datetime | None]
+
+
+def _event_time(outcome: StoredOutcome) -> datetime:
     _require_aware(outcome[2], "occurred_at")
     return outcome[2]
+
+
+def _unpack(outcome: StoredOutcome) -> tuple[Lane, bool, datetime, datetime | None]:
+    if len(outcome) == 4:
+        return outcome
+    lane, late, occurred_at = outcome
+    return lane, late, occurred_at, None
 
 
 def probe_point(key: str) -> float:
@@ -330,15 +418,28 @@ class LaneBreaker:
 
     # ----------------------------------------------------------------- outcomes and time
 
-    def record(self, late: bool, occurred_at: datetime, now: datetime) -> list[Transition]:
-        """Count one delivery outcome, then judge the lane up to ``now``."""
+    def record(
+        self,
+        late: bool,
+        occurred_at: datetime,
+        now: datetime,
+        *,
+        shipped_at: datetime | None = None,
+    ) -> list[Transition]:
+        """Judge the lane up to ``now``, then count one delivery outcome.
+
+        ``shipped_at``, when the parcel was handed to the carrier, tells a probe from a
+        parcel that was in transit when the lane tripped; it must not be after
+        ``occurred_at``.
+        """
         _require_aware(occurred_at, "occurred_at")
         _require_aware(now, "now")
+        _require_shipped(shipped_at, occurred_at)
         self._start(now)
-        self._tally(late, occurred_at)
+        # What fell due up to now is judged on what was recorded before now.
         changes = self._advance(now)
-        since = self.since
-        if self.state is BreakerState.HALF_OPEN and since is not None and occurred_at >= since:
+        self._tally(late, occurred_at)
+        if self.state is BreakerState.HALF_OPEN and self._is_probe(occurred_at, shipped_at):
             self.probes += 1
             self.probe_late += late
             if self.probes >= self.policy.probe_outcomes:
@@ -357,7 +458,7 @@ class LaneBreaker:
             return self._reopens_at()
         if self.state is BreakerState.CLOSED:
             boundary = self._next_boundary()
-            return None if boundary is None else self._boundary(boundary)
+            return None if boundary is None else self._boundary(boundary + self._steps.settle)
         return None
 
     # ----------------------------------------------------------------- reading
@@ -373,8 +474,8 @@ class LaneBreaker:
         return probe_point(key) < self.policy.probe_share
 
     def health(self, now: datetime) -> LaneHealth:
-        """The lane's state, and the window ending at the last boundary up to ``now``."""
-        late, total = self._window_ending(self._index(now))
+        """The lane's state, and the window ending at the last boundary judged by ``now``."""
+        late, total = self._window_ending(self._settled(now))
         return LaneHealth(
             lane=self.lane,
             state=self.state,
@@ -397,6 +498,17 @@ class LaneBreaker:
     def _boundary(self, index: int) -> datetime:
         return EPOCH + self._steps.bucket * index
 
+    def _settled(self, now: datetime) -> int:
+        """The last boundary whose judgement is due by ``now``."""
+        return self._index(now) - self._steps.settle
+
+    def _is_probe(self, occurred_at: datetime, shipped_at: datetime | None) -> bool:
+        since = self.since
+        assert since is not None
+        if shipped_at is not None:
+            return shipped_at >= since
+        return occurred_at >= since + self._steps.probe_transit
+
     def _eligible_after(self, clean_from: datetime | None) -> int:
         """First boundary whose whole judged span starts at or after ``clean_from``."""
         if self._history_from is not None and (
@@ -415,9 +527,9 @@ class LaneBreaker:
 
     def _start(self, now: datetime) -> None:
         if self._first_seen is None:
-            # A lane is judged from when it is first seen; earlier boundaries never were.
+            # A lane is judged from when it is first seen; boundaries due earlier never were.
             self._first_seen = now
-            self._judged = self._index(now)
+            self._judged = self._settled(now)
 
     def _tally(self, late: bool, occurred_at: datetime) -> None:
         index = self._index(occurred_at)
@@ -437,7 +549,7 @@ class LaneBreaker:
                 reopens_at = self._reopens_at()
                 if reopens_at > now:
                     break
-                late, total = self._window_ending(self._index(reopens_at))
+                late, total = self._window_ending(self._settled(reopens_at))
                 changes.append(
                     self._enter(
                         BreakerState.HALF_OPEN,
@@ -450,7 +562,7 @@ class LaneBreaker:
                 )
             elif self.state is BreakerState.CLOSED:
                 boundary = self._next_boundary()
-                if boundary is None or self._boundary(boundary) > now:
+                if boundary is None or self._boundary(boundary + self._steps.settle) > now:
                     break
                 self._judged = boundary
                 trip = self._judge(boundary)
@@ -458,10 +570,10 @@ class LaneBreaker:
                     changes.append(trip)
             else:
                 break
-        current = self._index(now)
-        if current > self._judged:
-            self._judged = current
-        self._prune(current)
+        settled = self._settled(now)
+        if settled > self._judged:
+            self._judged = settled
+        self._prune(self._index(now))
         return changes
 
     def _next_boundary(self) -> int | None:
@@ -473,7 +585,7 @@ class LaneBreaker:
         return max(boundary, self._indexes[first] + 1)
 
     def _judge(self, boundary: int) -> Transition | None:
-        """Trip at ``boundary`` if the windows ending at it and the sustain before qualify."""
+        """Trip on ``boundary`` if the windows ending at it and the sustain before qualify."""
         window, sustain = self._steps.window, self._steps.sustain
         totals, lates = self._totals, self._lates
         threshold, least = self.policy.late_threshold, self.policy.min_outcomes
@@ -492,17 +604,32 @@ class LaneBreaker:
                 return None
         if total < least:  # the oldest end must be judged too
             return None
-        at = self._boundary(boundary)
+        if not (self._clear(late, total) and self._clear(last_late, last_total)):
+            return None
+        end = self._boundary(boundary)
         start = self._boundary(boundary - sustain)
+        settled = (
+            f" (judged {_span(self.policy.settle_seconds)} later)"
+            if self.policy.settle_seconds
+            else ""
+        )
         return self._enter(
             BreakerState.OPEN,
-            at,
+            self._boundary(boundary + self._steps.settle),
             f"late rate above {_share(threshold)} at every judged point from "
-            f"{start:%Y-%m-%d %H:%M} to {at:%H:%M} UTC; last {_span(self.policy.window_seconds)}"
-            f": {last_late} of {last_total} late",
+            f"{start:%Y-%m-%d %H:%M} to {end:%H:%M} UTC{settled}; last "
+            f"{_span(self.policy.window_seconds)}: {last_late} of {last_total} late",
             last_late / last_total,
             last_total,
         )
+
+    def _clear(self, late: int, total: int) -> bool:
+        """Whether a judged, hot window is above the threshold by ``hot_margin_z`` too."""
+        z = self.policy.hot_margin_z
+        if not z:
+            return True
+        threshold = self.policy.late_threshold
+        return late - total * threshold > z * math.sqrt(total * threshold * (1 - threshold))
 
     def _judge_probes(self, now: datetime) -> Transition:
         rate = self.probe_late / self.probes
@@ -564,16 +691,27 @@ class LaneBook:
         self._scheduled: dict[Lane, datetime] = {}
 
     def record(
-        self, lane: Lane, late: bool, occurred_at: datetime, now: datetime
+        self,
+        lane: Lane,
+        late: bool,
+        occurred_at: datetime,
+        now: datetime,
+        *,
+        shipped_at: datetime | None = None,
     ) -> list[Transition]:
-        """Count one delivery outcome on a lane and judge that lane up to ``now``."""
+        """Judge a lane up to ``now`` and count one delivery outcome on it.
+
+        ``shipped_at`` is when the parcel was handed to the carrier, if known: it decides
+        whether the outcome is a probe of a HALF_OPEN lane.
+        """
         _require_aware(occurred_at, "occurred_at")
         _require_aware(now, "now")
+        _require_shipped(shipped_at, occurred_at)
         breaker = self._lanes.get(lane)
         if breaker is None:
             breaker = LaneBreaker(lane, self.policy, history_from=self._history_from)
             self._lanes[lane] = breaker
-        changes = breaker.record(late, occurred_at, now)
+        changes = breaker.record(late, occurred_at, now, shipped_at=shipped_at)
         self._schedule(breaker)
         return changes
 
@@ -622,7 +760,7 @@ class LaneBook:
     @classmethod
     def rebuild(
         cls,
-        outcomes: Iterable[tuple[Lane, bool, datetime]],
+        outcomes: Iterable[StoredOutcome],
         now: datetime,
         *,
         policy: BreakerPolicy | None = None,
@@ -635,8 +773,11 @@ class LaneBook:
         and its outcomes before that moment only fill the statistics. ``history_from`` says
         the outcomes given are complete from then on only: windows reaching before it are
         not judged. Transitions found go to :attr:`replayed`, not to the caller as new.
-        Outcomes with equal event times are replayed in the order given: pass them in the
-        order they arrived, since the one that completes a lane's probes decides the verdict.
+        Each outcome is ``(lane, late, occurred_at)`` or ``(lane, late, occurred_at,
+        shipped_at)``, replayed as if recorded when it occurred; ``shipped_at`` (None when
+        unknown) tells probes, so store it for outcomes that may be probes. Outcomes with
+        equal event times are replayed in the order given: pass them in the order they
+        arrived, since the one that completes a lane's probes decides the verdict.
         """
         _require_aware(now, "now")
         book = cls(policy)
@@ -651,12 +792,17 @@ class LaneBook:
             book._schedule(book._lanes[lane])
         found: list[Transition] = []
         # sorted() is stable: equal event times keep the order given.
-        for lane, late, occurred_at in sorted(outcomes, key=_event_time):
+        for outcome in sorted(outcomes, key=_event_time):
+            lane, late, occurred_at, shipped_at = _unpack(outcome)
             resumed = latest.get(lane)
             if resumed is not None and occurred_at < resumed.at:
+                # Before the lane's last transition: statistics only, never a probe of it.
+                _require_shipped(shipped_at, occurred_at)
                 book._lanes[lane]._tally(late, occurred_at)
                 continue
-            found.extend(book.record(lane, late, occurred_at, min(occurred_at, now)))
+            found.extend(
+                book.record(lane, late, occurred_at, min(occurred_at, now), shipped_at=shipped_at)
+            )
         found.extend(book.evaluate(now))
         book.replayed = found
         return book

@@ -1,23 +1,37 @@
 """Where an order ships from and with whom: warehouses and carriers, scored, with the reasons.
 
 Pure rules. The caller brings what is true right now — each warehouse's ATP for the order's
-SKUs and how many orders it has taken today, the lanes' breaker states (as a gate), the
-routing rules and the quote providers — and :func:`decide` returns the parcels to send and a
-trace a person can read: the destination as understood, the rules that fired and on what,
-every candidate with its score or why it was left out, and why the winner won.
+SKUs, how many orders it has taken today and how many it carried over unshipped, the lanes'
+breaker states (as a gate), the routing rules and the quote providers — and :func:`decide`
+returns the parcels to send and a trace a person can read: the destination as understood,
+the rules that fired and on what, every candidate with its score or why it was left out, and
+why the winner won.
+
+**Dispatch wait.** A warehouse packs ``daily_capacity`` orders a day, first come first
+served. The order being routed would be number ``backlog + routed_today`` (counting from 0)
+in the work the warehouse has had since today began, so it leaves
+``24 * ((backlog + routed_today) // daily_capacity)`` hours later than an order the
+warehouse can still ship today (:attr:`WarehouseState.dispatch_wait_hours`). That wait is
+added to every candidate's promised hours from that warehouse: the SLA check, the score and
+the trace all see when the parcel will really arrive, not the carrier's hours from today.
 
 The order of preference:
 
-1. one parcel from a warehouse that is not full;
-2. a split across warehouses that are not full, in as few parcels as possible (a line is
-   split by quantity only when no warehouse holds all of it);
-3. one parcel from a full warehouse, then a split that may use full ones — a full warehouse
-   builds a backlog, so it ships only what nobody else can.
+1. one parcel from a warehouse whose dispatch wait is within the rules'
+   ``max_dispatch_wait_hours`` (24 h by default: a day late still ships inside the
+   marketplaces' usual 48-hour ship-by);
+2. a split across such warehouses, in as few parcels as possible (a line is split by
+   quantity only when no warehouse holds all of it);
+3. one parcel from a warehouse past the limit, then a split that may use such warehouses —
+   past the limit, every order added makes the backlog longer for every order after it, so
+   such a warehouse ships only what nobody else can.
 
 Within a step every plan is scored per parcel (``cost - rule bonuses + fen_per_hour *
-promised hours``, or speed or cost first when a rule asks) and plans that miss the order's
-SLA lose to any that meet it. A step whose every plan has no carrier left (lanes open,
-nothing quotes) gives way to the next.
+promised hours``, the dispatch wait included, or speed or cost first when a rule asks) and
+plans that miss the order's SLA lose to any that meet it. So within the limit a nearby
+warehouse a day behind still wins when it delivers sooner or enough cheaper than a far one
+that ships today, and loses when it does not. A step whose every plan has no carrier left
+(lanes open, nothing quotes) gives way to the next.
 
 :func:`decide` changes nothing and reads no clock, so it serves both ``RouteOrder`` and the
 what-if ``QuoteRoute`` (:func:`quote_route` marks the trace as such).
@@ -65,22 +79,46 @@ class RouteRequest:
 
 @dataclass(frozen=True, slots=True)
 class WarehouseState:
-    """A warehouse as it stands: where it is, how busy today, and what it can promise."""
+    """A warehouse as it stands: where it is, how busy, and what it can promise.
+
+    Counts are of orders (an order with several parcels from one warehouse counts once),
+    and "today" is the hub's routing day (midnight to midnight in its time zone).
+    """
 
     warehouse_id: str
     province: str
     city: str
     #: Orders it can ship a day; 0 means no limit is recorded.
     daily_capacity: int
-    #: Orders already routed to it today.
+    #: Orders routed to it today (its routing day), shipped or not, less those routed away
+    #: again. Today's capacity is spent on ``backlog`` first, then on these.
     routed_today: int
     #: Available-to-promise per SKU, counting what this order itself holds here.
     atp: Mapping[str, int]
+    #: Orders routed to it on an earlier routing day that it had not handed over to a carrier
+    #: when today's routing day began (midnight): the carry-over today's capacity serves
+    #: first. It does not fall during the day as those orders ship (they use today's
+    #: capacity like today's own orders), and it leaves out orders routed away since. The
+    #: hub counts it from the routed parcels of earlier days whose order had not shipped by
+    #: midnight; 0 when the warehouse started the day with nothing waiting.
+    backlog: int = 0
+
+    @property
+    def ahead(self) -> int:
+        """Orders ahead of the one being routed in the work since today began."""
+        return max(0, self.backlog) + max(0, self.routed_today)
+
+    @property
+    def dispatch_wait_hours(self) -> int:
+        """How much later than today the order would leave: 24 h per full day of work ahead."""
+        if self.daily_capacity <= 0:
+            return 0
+        return 24 * (self.ahead // self.daily_capacity)
 
     @property
     def full(self) -> bool:
-        """Whether today's capacity is used up."""
-        return 0 < self.daily_capacity <= self.routed_today
+        """Whether today's capacity is used up (an order routed now ships tomorrow or later)."""
+        return 0 < self.daily_capacity <= self.ahead
 
 
 class LaneVerdict(NamedTuple):
@@ -111,6 +149,7 @@ class PlannedShipment:
     warehouse_id: str
     carrier: str
     lines: tuple[tuple[str, int], ...]
+    #: Hours from now to delivery: the warehouse's dispatch wait plus the carrier's promise.
     promised_hours: int
     cost_fen: int
     #: The parcel's balanced score (cost - bonuses + fen_per_hour * hours); a split's penalty
@@ -118,6 +157,9 @@ class PlannedShipment:
     score: int
     zone: Zone
     weight_grams: int
+    #: The part of ``promised_hours`` the parcel waits at the warehouse before it leaves
+    #: (the carrier's own promise is ``promised_hours - dispatch_wait_hours``).
+    dispatch_wait_hours: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,14 +238,19 @@ def decide(
     short = _shortfall(demand, usable, line_of)
     if short is not None:
         raise short
-    not_full = [w for w in usable if not w.full]
+    limit = job.max_wait
+    within = [w for w in usable if w.dispatch_wait_hours <= limit]
     singles = [w for w in usable if _serves_all(w, demand)]
     job.note_stock(usable, demand, singles)
     steps: list[tuple[str, list[WarehouseState], bool]] = [
-        ("one parcel", [w for w in singles if not w.full], False),
-        ("a split among warehouses with capacity left", not_full, True),
-        ("one parcel from a full warehouse", [w for w in singles if w.full], False),
-        ("a split using full warehouses", usable, True),
+        ("one parcel", [w for w in singles if w.dispatch_wait_hours <= limit], False),
+        ("a split among warehouses within the dispatch-wait limit", within, True),
+        (
+            "one parcel from a warehouse past the dispatch-wait limit",
+            [w for w in singles if w.dispatch_wait_hours > limit],
+            False,
+        ),
+        ("a split using warehouses past the dispatch-wait limit", usable, True),
     ]
     tried: list[str] = []
     for label, pool, split in steps:
@@ -383,13 +430,16 @@ def _cover(
 class _Candidate:
     """One warehouse-carrier pair for one parcel, as the rules leave it."""
 
-    __slots__ = ("bonus", "km", "out", "quote", "warehouse_id")
+    __slots__ = ("bonus", "hours", "km", "out", "quote", "wait", "warehouse_id")
 
-    def __init__(self, warehouse_id: str, quote: Quote, km: float) -> None:
+    def __init__(self, warehouse_id: str, quote: Quote, km: float, wait: int) -> None:
         self.warehouse_id = warehouse_id
         self.quote = quote
         #: How far the warehouse is from the destination: among equals, the nearer ships.
         self.km = km
+        #: The warehouse's dispatch wait, and the promise with it: what the engine judges.
+        self.wait = wait
+        self.hours = quote.promised_hours + wait
         self.bonus = 0
         #: Why it was left out; "" while it is in.
         self.out = ""
@@ -416,7 +466,7 @@ class _Parcel:
 
 
 def _score(c: _Candidate, fen_per_hour: int) -> int:
-    return c.quote.cost_fen - c.bonus + fen_per_hour * c.quote.promised_hours
+    return c.quote.cost_fen - c.bonus + fen_per_hour * c.hours
 
 
 class _Job:
@@ -441,6 +491,7 @@ class _Job:
         self.split_penalty = rules.weights.split_penalty_fen
         self.objective = rules.weights.objective
         self.fen_per_hour = rules.weights.fen_per_hour
+        self.max_wait = rules.weights.max_dispatch_wait_hours
         self.sla = request.sla_hours
         self.parcels: dict[tuple[str, tuple[tuple[str, int], ...]], _Parcel] = {}
         self.same_city: dict[str, bool] = {}
@@ -451,7 +502,7 @@ class _Job:
         tags = frozenset(t.lower() for t in request.tags)
         channel = request.channel.lower()
         self.rules: list[Rule] = []
-        objective_by = fen_by = ""
+        objective_by = fen_by = wait_by = ""
         for rule in rules.rules:
             if not _order_holds(rule.when, request, dest, tags, channel):
                 continue
@@ -472,6 +523,12 @@ class _Job:
                     self._effect(rule, f"fen_per_hour {then.fen_per_hour}")
                 else:
                     self._effect(rule, f"fen_per_hour ignored: {fen_by} set it first")
+            if then.max_dispatch_wait_hours is not None:
+                if not wait_by:
+                    self.max_wait, wait_by = then.max_dispatch_wait_hours, rule.name
+                    self._effect(rule, f"max_dispatch_wait_hours {then.max_dispatch_wait_hours}")
+                else:
+                    self._effect(rule, f"max_dispatch_wait_hours ignored: {wait_by} set it first")
         self.candidate_rules = [r for r in self.rules if _acts_on_candidates(r)]
 
     def _effect(self, rule: Rule, what: str) -> None:
@@ -512,10 +569,10 @@ class _Job:
         """Trace which warehouses can ship the whole order and what the others lack."""
         whole = {w.warehouse_id for w in singles}
         for w in usable:
-            load = f"{w.routed_today}/{w.daily_capacity}" if w.daily_capacity else "no limit"
+            load = _load_text(w, self.max_wait)
             if w.warehouse_id in whole:
                 self.trace.append(
-                    TraceEntry("warehouse", f"{w.warehouse_id}: holds every line (today {load})")
+                    TraceEntry("warehouse", f"{w.warehouse_id}: holds every line ({load})")
                 )
                 continue
             lacks = ", ".join(
@@ -524,7 +581,7 @@ class _Job:
                 if w.atp.get(sku, 0) < qty
             )
             self.trace.append(
-                TraceEntry("warehouse", f"{w.warehouse_id}: short of {lacks} (today {load})")
+                TraceEntry("warehouse", f"{w.warehouse_id}: short of {lacks} ({load})")
             )
 
     def note_capacity(
@@ -533,16 +590,29 @@ class _Job:
         demand: Mapping[str, int],
         chosen: Sequence[PlannedShipment],
     ) -> None:
-        """Trace what being full did to each full warehouse that holds any of the order."""
+        """Trace what its dispatch wait did to each warehouse that has one and holds any of
+        the order: weighed in its promise, or (past the limit) kept for what nobody else can
+        ship."""
         used = {s.warehouse_id for s in chosen}
+        limit = self.max_wait
         for w in usable:
-            if not w.full or not any(w.atp.get(sku, 0) > 0 for sku in demand):
+            wait = w.dispatch_wait_hours
+            if not wait or not any(w.atp.get(sku, 0) > 0 for sku in demand):
                 continue
-            load = f"{w.routed_today}/{w.daily_capacity}"
-            if w.warehouse_id in used:
-                why = f"{w.warehouse_id} full ({load}): used, no other warehouse can serve"
+            head = (
+                f"{w.warehouse_id}: +{wait} h dispatch wait, {w.ahead:,} ahead of "
+                f"{w.daily_capacity:,}/day"
+            )
+            if wait > limit:
+                past = f"past the {limit} h limit"
+                if w.warehouse_id in used:
+                    why = f"{head}, {past}: used, no warehouse within the limit can serve"
+                else:
+                    why = f"{head}, {past}: skipped while another can serve"
+            elif w.warehouse_id in used:
+                why = f"{head}: in its promise, and it still won"
             else:
-                why = f"{w.warehouse_id} full ({load}): skipped while another can serve"
+                why = f"{head}: in its promise, and another warehouse won"
             self.trace.append(TraceEntry("capacity", why))
 
     # ----------------------------------------------------------------- parcels
@@ -574,8 +644,9 @@ class _Job:
         short = self.dest.short
         order_id = self.request.order_id
         km = self.nearness(w)[1]
+        wait = w.dispatch_wait_hours
         for carrier in sorted(quotes):
-            c = _Candidate(wid, quotes[carrier], km)
+            c = _Candidate(wid, quotes[carrier], km, wait)
             candidates.append(c)
             verdict = self.lanes(wid, carrier, short, order_id)
             if verdict.admitted:
@@ -667,7 +738,7 @@ class _Job:
     def key(self, c: _Candidate) -> tuple[int, int, int, int, float, str, str]:
         """How a candidate ranks (lowest first): SLA met, the objective, nearness, names."""
         q = c.quote
-        hours = q.promised_hours
+        hours = c.hours
         score = _score(c, self.fen_per_hour)
         if self.sla is not None and hours > self.sla:
             # Nobody can keep the promise: the sooner it arrives, the less it is broken.
@@ -714,11 +785,12 @@ class _Job:
                 p.warehouse.warehouse_id,
                 c.quote.carrier,
                 tuple(sorted(p.lines.items())),
-                c.quote.promised_hours,
+                c.hours,
                 c.quote.cost_fen,
                 _score(c, self.fen_per_hour),
                 c.quote.zone,
                 p.weight,
+                c.wait,
             )
             for p, c in zip(parcels, picks, strict=True)
         )
@@ -726,7 +798,7 @@ class _Job:
     def _plan_key(self, picks: Sequence[_Candidate]) -> tuple[Any, ...]:
         if len(picks) == 1:
             return self.key(picks[0])
-        hours = max(c.quote.promised_hours for c in picks)
+        hours = max(c.hours for c in picks)
         score = sum(_score(c, self.fen_per_hour) for c in picks) + self.split_penalty * (
             len(picks) - 1
         )
@@ -766,13 +838,13 @@ class _Job:
                     q = c.quote
                     head = (
                         f"{c.warehouse_id}/{q.carrier} {q.zone.value} "
-                        f"{q.cost_fen} fen {q.promised_hours} h"
+                        f"{q.cost_fen} fen {_hours_text(c)}"
                     )
                     if c.out:
                         add(TraceEntry("candidate", f"{head}: out, {c.out}"))
                         continue
                     tail = f" (bonus {c.bonus})" if c.bonus else ""
-                    if sla is not None and q.promised_hours > sla:
+                    if sla is not None and c.hours > sla:
                         tail += f" misses SLA {sla} h"
                     add(TraceEntry("candidate", f"{head} score {_score(c, fph)}{tail}"))
 
@@ -807,7 +879,7 @@ class _Job:
             self.trace.append(TraceEntry("winner", f"{lines}: {self._why(best, runner)}"))
 
     def _trace_sla(self, best: _Candidate) -> None:
-        if self.sla is not None and best.quote.promised_hours > self.sla:
+        if self.sla is not None and best.hours > self.sla:
             self.trace.append(
                 TraceEntry("sla", f"no candidate meets SLA {self.sla} h; fastest chosen")
             )
@@ -816,7 +888,7 @@ class _Job:
         q = best.quote
         fph = self.fen_per_hour
         said = (
-            f"{best.warehouse_id}/{q.carrier}: {q.cost_fen} fen, {q.promised_hours} h, "
+            f"{best.warehouse_id}/{q.carrier}: {q.cost_fen} fen, {_hours_text(best)}, "
             f"score {_score(best, fph)} ({self.objective.value})"
         )
         if runner is None:
@@ -838,8 +910,28 @@ class _Job:
             edge = f"better {label}: {mine[place]} vs {theirs[place]}"
         return (
             f"{said}; over runner-up {runner.warehouse_id}/{r.carrier} ({r.cost_fen} fen, "
-            f"{r.promised_hours} h, score {_score(runner, fph)}): {edge}"
+            f"{_hours_text(runner)}, score {_score(runner, fph)}): {edge}"
         )
+
+
+def _hours_text(c: _Candidate) -> str:
+    """The promise as the trace says it: the carrier's hours, and the wait when there is one."""
+    if not c.wait:
+        return f"{c.hours} h"
+    return f"{c.hours} h ({c.wait} h dispatch wait + {c.quote.promised_hours} h carrier)"
+
+
+def _load_text(w: WarehouseState, limit: int) -> str:
+    """How busy a warehouse is, for the trace."""
+    if not w.daily_capacity:
+        return f"today {w.routed_today:,}, no capacity limit"
+    carried = f" + {w.backlog:,} carried over" if w.backlog else ""
+    load = f"today {w.routed_today:,}{carried} of {w.daily_capacity:,}/day"
+    wait = w.dispatch_wait_hours
+    if not wait:
+        return f"{load}, ships today"
+    past = f", past the {limit} h limit" if wait > limit else ""
+    return f"{load}: +{wait} h dispatch wait{past}"
 
 
 def _order_holds(

@@ -11,7 +11,8 @@ Conditions come in two kinds. *Order* conditions (destination, SLA, tags, amount
 hold or not for the whole order. *Candidate* conditions (``same_city``, the parcel's weight,
 ``carriers``, ``warehouses``) are checked for each warehouse-carrier pair the engine weighs, so
 a rule can cover some candidates of an order and not others. Actions that change how the
-whole order is judged (``objective``, ``fen_per_hour``) may only use order conditions.
+whole order is judged (``objective``, ``fen_per_hour``, ``max_dispatch_wait_hours``) may only
+use order conditions.
 """
 
 from __future__ import annotations
@@ -53,13 +54,18 @@ class Objective(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Weights:
-    """The default objective: what an hour is worth and what another parcel costs."""
+    """The default objective: what an hour is worth, what another parcel costs, how long a
+    warehouse may keep an order waiting."""
 
     #: How many fen one hour less of promised delivery time is worth.
     fen_per_hour: int = 20
     #: Added to a plan's score for each parcel beyond the first.
     split_penalty_fen: int = 1000
     objective: Objective = Objective.BALANCED
+    #: A warehouse whose dispatch wait (its backlog beyond today's capacity, in whole days of
+    #: 24 h) is longer than this ships the order only when no warehouse within it can; within
+    #: it, the wait is simply part of the promise and the score weighs it.
+    max_dispatch_wait_hours: int = 24
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +115,8 @@ class Then:
     max_cost_fen: int | None = None
     objective: Objective | None = None
     fen_per_hour: int | None = None
+    #: The order's own dispatch-wait limit (see :attr:`Weights.max_dispatch_wait_hours`).
+    max_dispatch_wait_hours: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +145,7 @@ class RuleSet:
                 "fen_per_hour": self.weights.fen_per_hour,
                 "split_penalty_fen": self.weights.split_penalty_fen,
                 "objective": self.weights.objective.value,
+                "max_dispatch_wait_hours": self.weights.max_dispatch_wait_hours,
             },
             "rules": [_rule_document(rule) for rule in self.rules],
         }
@@ -197,12 +206,13 @@ _THEN_FIELDS: dict[str, str] = {
     "max_cost_fen": "count",
     "objective": "objective",
     "fen_per_hour": "count",
+    "max_dispatch_wait_hours": "count",
 }
-_WEIGHT_FIELDS = ("fen_per_hour", "split_penalty_fen", "objective")
+_WEIGHT_FIELDS = ("fen_per_hour", "split_penalty_fen", "objective", "max_dispatch_wait_hours")
 _RULE_FIELDS = ("name", "description", "when", "then")
 _TOP_FIELDS = ("version", "weights", "rules")
 #: Actions that change how the whole order is judged, not single candidates.
-_ORDER_ACTIONS = ("objective", "fen_per_hour")
+_ORDER_ACTIONS = ("objective", "fen_per_hour", "max_dispatch_wait_hours")
 #: Region names a rule may use: the carriers' English key or its Chinese name (华东).
 _REGIONS: dict[str, Region] = {
     **{r.value: r for r in Region},
@@ -276,6 +286,10 @@ def _weights(value: object) -> Weights:
             table.get("split_penalty_fen", default.split_penalty_fen), "weights.split_penalty_fen"
         ),
         objective=_objective(table.get("objective", default.objective.value), "weights.objective"),
+        max_dispatch_wait_hours=_count(
+            table.get("max_dispatch_wait_hours", default.max_dispatch_wait_hours),
+            "weights.max_dispatch_wait_hours",
+        ),
     )
 
 

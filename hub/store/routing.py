@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, delete, func, select, update
+from sqlalchemy import Connection, Engine, delete, func, or_, select, update
 
 from hub.events import OutboxMessage
 from hub.store import schema
@@ -65,6 +65,7 @@ class OutcomeRow:
     late: bool
     occurred_at: datetime
     outcome_id: str = ""
+    shipped_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,19 +208,38 @@ class RoutingStore:
             )
             return sorted(((r.order_id, _utc(r.at)) for r in rows), key=lambda x: (x[1], x[0]))
 
-    def carried_over(self, day: str, statuses: Sequence[str]) -> dict[str, int]:
-        """Orders routed to each warehouse before ``day`` and still in one of ``statuses``.
+    def carried_over(
+        self,
+        day: str,
+        since_day: str,
+        midnight: datetime,
+        unshipped: Sequence[str],
+        shipped_kind: str = "shipped",
+    ) -> dict[str, int]:
+        """Each warehouse's backlog: orders routed on days ``since_day`` ≤ d < ``day`` that
+        had not been handed over by ``midnight`` (the start of ``day``).
 
-        That is each warehouse's backlog: orders it took on earlier days and has not
-        handed over yet.
+        An order counts when it is still in one of the ``unshipped`` statuses, or when its
+        ``shipped`` event came at or after midnight. Orders routed away since are not
+        counted (their parcels moved with them).
         """
         t = schema.routed_shipments
         o = schema.orders
+        e = schema.order_events
+        shipped_today = (
+            select(e.c.id)
+            .where(e.c.order_id == t.c.order_id, e.c.kind == shipped_kind, e.c.at >= midnight)
+            .exists()
+        )
         with self._engine.connect() as conn:
             rows = conn.execute(
                 select(t.c.warehouse_id, func.count(func.distinct(t.c.order_id)).label("n"))
                 .join(o, o.c.order_id == t.c.order_id)
-                .where(t.c.day < day, o.c.status.in_(list(statuses)))
+                .where(
+                    t.c.day < day,
+                    t.c.day >= since_day,
+                    or_(o.c.status.in_(list(unshipped)), shipped_today),
+                )
                 .group_by(t.c.warehouse_id)
             )
             return {r.warehouse_id: int(r.n) for r in rows}
@@ -293,6 +313,7 @@ def write_outcomes(
                         "destination_province": o.destination_province,
                         "late": int(o.late),
                         "occurred_at": o.occurred_at,
+                        "shipped_at": o.shipped_at,
                         "recorded_at": now,
                         "outcome_id": o.outcome_id or None,
                     }
@@ -342,6 +363,7 @@ def load_outcomes(
                     bool(r.late),
                     _utc(r.occurred_at),
                     r.outcome_id or "",
+                    _utc(r.shipped_at) if r.shipped_at is not None else None,
                 )
             )
         return found

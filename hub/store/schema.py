@@ -345,6 +345,8 @@ lane_outcomes = Table(
     Column("destination_province", String(32), nullable=False),
     Column("late", Integer, nullable=False),
     Column("occurred_at", UTCDateTime, nullable=False),
+    # When the parcel was handed to the carrier, when known: tells probes from stragglers.
+    Column("shipped_at", UTCDateTime, nullable=True),
     Column("recorded_at", UTCDateTime, nullable=False),
     # The outcome's own id (a tracking event id); unique, so a repeat counts once.
     Column("outcome_id", String(128), nullable=True),

@@ -180,22 +180,28 @@ async def test_route_moves_the_hold_to_the_nearest_warehouse_and_allocates(
     assert [s.warehouse_id for s in again.shipments] == [near]
 
 
-async def test_full_warehouse_is_passed_over_for_one_that_can_serve(
+async def test_a_busy_warehouse_promises_later_and_a_full_one_is_passed_over(
     routing: routing_pb2_grpc.RoutingServiceStub,
     stock: stock_pb2_grpc.StockServiceStub,
     orders: order_pb2_grpc.OrderServiceStub,
     unique: str,
 ) -> None:
-    near, far = await two_warehouses(stock, unique, near_capacity=1)
-    first = await paid_order(stock, orders, unique, f"{unique}-a", order_id=f"{unique}1")
-    second = await paid_order(stock, orders, unique, f"{unique}-b", order_id=f"{unique}2")
+    # The nearby warehouse ships one order a day: the second waits a day (still the
+    # fastest way), the third would wait two, past what the rules accept.
+    near, far = await two_warehouses(stock, unique, near_stock=20, near_capacity=1)
+    routed = []
+    for n in range(3):
+        order = await paid_order(stock, orders, unique, f"{unique}-{n}", order_id=f"{unique}{n}")
+        routed.append(
+            await routing.RouteOrder(routing_pb2.RouteOrderRequest(order_id=order.order_id))
+        )
+    first, second, third = routed
 
-    a = await routing.RouteOrder(routing_pb2.RouteOrderRequest(order_id=first.order_id))
-    b = await routing.RouteOrder(routing_pb2.RouteOrderRequest(order_id=second.order_id))
-
-    assert [s.warehouse_id for s in a.shipments] == [near]
-    assert [s.warehouse_id for s in b.shipments] == [far]
-    assert any("full" in t.detail and near in t.detail for t in b.trace)
+    assert [s.warehouse_id for s in first.shipments] == [near]
+    assert [s.warehouse_id for s in second.shipments] == [near]
+    assert second.shipments[0].promised_hours >= first.shipments[0].promised_hours + 24
+    assert [s.warehouse_id for s in third.shipments] == [far]
+    assert any(near in t.detail and "wait" in t.detail for t in third.trace)
 
 
 async def test_cancelled_order_gives_its_place_in_the_warehouse_day_back(
@@ -378,7 +384,7 @@ async def test_tripped_lane_alerts_and_its_orders_are_routed_again(
         for n in range(90):
             at = start + timedelta(minutes=2 * n)
             hub.lanes.clock = lambda at=at: at  # type: ignore[misc]
-            health = await routing.RecordLaneOutcome(
+            await routing.RecordLaneOutcome(
                 routing_pb2.RecordLaneOutcomeRequest(
                     warehouse_id=near,
                     carrier=carrier,
@@ -388,10 +394,19 @@ async def test_tripped_lane_alerts_and_its_orders_are_routed_again(
                     outcome_id=f"{unique}-{n}",
                 )
             )
+        # Each boundary is judged once its late reports have had time to come in.
+        settled = at + timedelta(seconds=hub.lanes.policy.settle_seconds)
+        await hub.lanes.evaluate(settled)
+        hub.lanes.clock = lambda: settled
+        [health] = (
+            await routing.GetLaneHealth(
+                routing_pb2.GetLaneHealthRequest(warehouse_id=near, carrier=carrier)
+            )
+        ).lanes
     finally:
         hub.lanes.clock = real_clock
-    assert health.lane.state == routing_pb2.BREAKER_STATE_OPEN
-    assert 0.3 < health.lane.delay_rate < 0.5
+    assert health.state == routing_pb2.BREAKER_STATE_OPEN
+    assert 0.3 < health.delay_rate < 0.5
 
     alert = await asyncio.wait_for(alerts.get(), 10)
     assert (alert["carrier"], alert["destination_province"], alert["to_state"]) == (

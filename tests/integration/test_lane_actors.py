@@ -22,13 +22,13 @@ from sqlalchemy import Engine, select
 from actors.lanes import lane_shard, start_lane_shards
 from hub.domain.lanes import BreakerPolicy, BreakerState, Lane
 from hub.inventory import ShardLink
-from hub.lanes import LaneHealthBoard
+from hub.lanes import LaneHealthBoard, Outcome
 from hub.store import schema
 from hub.store.db import make_engine
 
 # The default thresholds, with a long memory (so hours of the past can still be judged
 # by a fresh actor) and a long cool-down (so the lane stays OPEN across the restart).
-POLICY = BreakerPolicy(retention_seconds=4 * 3600, cooldown_seconds=4 * 3600)
+POLICY = BreakerPolicy(retention_seconds=8 * 3600, cooldown_seconds=4 * 3600)
 LANES = 2
 
 
@@ -94,13 +94,13 @@ async def play_bad_hours(board: LaneHealthBoard, lane: Lane, start: datetime) ->
     at = start
     for n in range(90):
         at = start + timedelta(minutes=2 * n)
-        await board.record([(lane, n % 5 in (1, 3), at, f"{lane.warehouse_id}-{n}")], now=at)
+        await board.record([Outcome(lane, n % 5 in (1, 3), at, f"{lane.warehouse_id}-{n}")], now=at)
     return at
 
 
 async def test_lane_trips_once_and_comes_back_open_after_a_crash(rig: Rig) -> None:
     lane = Lane("WH-SOUTH", "zto", "广东")
-    start = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(hours=3, minutes=30)
+    start = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(hours=4, minutes=30)
     start -= timedelta(minutes=start.minute % 10)
     seen: list[Any] = []
 
@@ -109,10 +109,12 @@ async def test_lane_trips_once_and_comes_back_open_after_a_crash(rig: Rig) -> No
 
     rig.board.on_transitions(listen)
     last = await play_bad_hours(rig.board, lane, start)
+    # Boundaries are judged once their late reports have had time to come in.
+    await rig.board.evaluate(last + timedelta(seconds=POLICY.settle_seconds))
 
     assert [(t.from_state, t.to_state) for t in seen] == [(BreakerState.CLOSED, BreakerState.OPEN)]
     trip = seen[0].at
-    assert start + timedelta(hours=2) <= trip <= last
+    assert start + timedelta(hours=2) <= trip <= last + timedelta(seconds=POLICY.settle_seconds)
     assert transitions(rig.engine) == [("CLOSED", "OPEN")]
     alerts = lane_alerts(rig.engine)
     assert [(a["warehouse_id"], a["carrier"], a["to_state"]) for a in alerts] == [
@@ -122,7 +124,7 @@ async def test_lane_trips_once_and_comes_back_open_after_a_crash(rig: Rig) -> No
 
     # A repeat of a stored outcome counts nothing.
     before = (await rig.board.health("WH-SOUTH", "zto", "广东"))[0]
-    again = await rig.board.record([(lane, True, start, "WH-SOUTH-0")])
+    again = await rig.board.record([Outcome(lane, True, start, "WH-SOUTH-0")])
     assert again[0].duplicate is True
     assert again[0].health.outcomes == before.outcomes
 
@@ -145,10 +147,11 @@ async def test_lane_trips_once_and_comes_back_open_after_a_crash(rig: Rig) -> No
 
 async def test_healthy_lane_stays_closed(rig: Rig) -> None:
     lane = Lane("WH-EAST", "sf", "浙江")
-    start = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(hours=3)
+    start = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(hours=4)
     for n in range(90):
         at = start + timedelta(minutes=2 * n)
-        await rig.board.record([(lane, n % 10 == 0, at, f"ok-{n}")], now=at)
+        await rig.board.record([Outcome(lane, n % 10 == 0, at, f"ok-{n}")], now=at)
+    await rig.board.evaluate(at + timedelta(seconds=POLICY.settle_seconds))
     health = (await rig.board.health("WH-EAST"))[0]
     assert health.state is BreakerState.CLOSED
     assert health.outcomes > 0 and health.delay_rate <= POLICY.late_threshold

@@ -86,3 +86,15 @@ def test_no_bytes_crash_the_decoder(data: bytes) -> None:
         decode("carrier.events.sf", data)
     except BadTrackingEvent as err:
         assert err.code and err.reason
+
+
+def test_handover_time_is_kept_when_given() -> None:
+    outcome = decode("carrier.events.sf", event(shipped_at="2026-11-24T16:05:00+08:00"))
+    assert outcome is not None
+    assert outcome.shipped_at == datetime(2026, 11, 24, 8, 5, tzinfo=UTC)
+
+
+def test_handover_after_delivery_is_poison() -> None:
+    with pytest.raises(BadTrackingEvent) as refused:
+        decode("carrier.events.sf", event(shipped_at="2026-11-26T00:00:00+08:00"))
+    assert refused.value.code == "BAD_TIME"

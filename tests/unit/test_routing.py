@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -149,6 +150,20 @@ def test_same_city_preference_is_a_bonus_not_a_mandate() -> None:
     heavy = order("广东省", "广州市", RouteLine("RICE", 18, 1000))
     stock = warehouses(stock={"WH-SOUTH": {"RICE": 50}})
     assert shipped(route(heavy, stock))[0][1] != "instant"
+
+
+def test_same_city_instant_is_preferred_up_to_its_price_cap_only() -> None:
+    stock = warehouses(stock={"WH-SOUTH": {"BOX": 50}})
+    # 7 kg: 20 yuan by instant, at the cap: instant.
+    seven = route(order("广东省", "广州市", RouteLine("BOX", 7, 1000)), stock)
+    assert shipped(seven) == [("WH-SOUTH", "instant")]
+    # 8 kg: 22 yuan, over it; the bonus alone would still have carried it (the old rule).
+    eight = route(order("广东省", "广州市", RouteLine("BOX", 8, 1000)), stock)
+    assert shipped(eight)[0][1] != "instant"
+    assert "WH-SOUTH/instant over the 2000 fen ceiling" in trace_text(eight)
+    # An urgent order still gets instant when nothing else is as fast and it is under the cap.
+    urgent = order("广东省", "广州市", RouteLine("BOX", 3, 1000), tags=frozenset({"urgent"}))
+    assert shipped(route(urgent, stock)) == [("WH-SOUTH", "instant")]
 
 
 def test_remote_destination_falls_back_to_ems() -> None:
@@ -330,20 +345,124 @@ def test_when_no_candidate_meets_the_sla_the_fastest_is_chosen() -> None:
 # --------------------------------------------------------------------------- warehouses
 
 
-def test_full_warehouse_is_skipped_while_another_can_serve() -> None:
-    decision = route(order("广东省", "广州市"), warehouses(routed={"WH-SOUTH": 6000}))
+def with_backlog(stock: list[WarehouseState], **backlog: int) -> list[WarehouseState]:
+    """The warehouses with the given orders carried over from earlier days (id with _ for -)."""
+    carried = {wid.replace("_", "-"): n for wid, n in backlog.items()}
+    return [replace(w, backlog=carried.get(w.warehouse_id, 0)) for w in stock]
+
+
+def test_dispatch_wait_is_a_day_for_each_full_day_of_work_ahead() -> None:
+    def state(capacity: int, routed: int, backlog: int) -> WarehouseState:
+        return WarehouseState("WH-A", "江苏省", "南京市", capacity, routed, {}, backlog)
+
+    # The order being routed is number backlog + routed_today (from 0) in today's work.
+    assert state(6000, 5999, 0).dispatch_wait_hours == 0
+    assert state(6000, 6000, 0).dispatch_wait_hours == 24
+    assert state(6000, 1000, 5000).dispatch_wait_hours == 24
+    assert state(6000, 100, 7100).dispatch_wait_hours == 24
+    assert state(6000, 100, 11_900).dispatch_wait_hours == 48
+    assert state(6000, 100, 11_900).ahead == 12_000
+    assert state(6000, 5999, 0).full is False
+    assert state(6000, 0, 6000).full is True
+    # No capacity recorded: no wait, whatever is queued.
+    assert state(0, 10**6, 10**6).dispatch_wait_hours == 0
+
+
+def test_full_warehouse_adds_a_dispatch_wait_to_its_promise() -> None:
+    stock = with_backlog(warehouses(stock={"WH-SOUTH": {"TEE": 10}}), WH_SOUTH=7100)
+    decision = route(order("广东省", "广州市"), stock)
+    (parcel,) = decision.shipments
+    assert parcel.warehouse_id == "WH-SOUTH"
+    assert parcel.dispatch_wait_hours == 24
+    # The carrier's 2 hours from the moment the parcel leaves, a day from now.
+    assert (parcel.carrier, parcel.promised_hours) == ("instant", 26)
+    assert decision.promised_hours == 26
+    text = trace_text(decision)
+    assert "today 0 + 7,100 carried over of 6,000/day: +24 h dispatch wait" in text
+    assert "26 h (24 h dispatch wait + 2 h carrier)" in text
+    assert "WH-SOUTH: +24 h dispatch wait, 7,100 ahead of 6,000/day: in its promise" in text
+
+
+def test_the_wait_is_scored_so_a_warehouse_that_ships_today_can_win() -> None:
+    table = Table({("江苏省", "zto"): (800, 24), ("浙江省", "zto"): (800, 36)})
+    near = WarehouseState("WH-NEAR", "江苏省", "南京市", 100, 100, {"TEE": 50})
+    far = WarehouseState("WH-FAR", "浙江省", "杭州市", 100, 0, {"TEE": 50})
+    # The near warehouse is a day behind: 24 + 24 = 48 h against 36 h from the far one.
+    decision = decide(order(), [near, far], NO_RULES, [table])
+    assert shipped(decision) == [("WH-FAR", "zto")]
+    assert "WH-NEAR: +24 h dispatch wait, 100 ahead of 100/day: in its promise" in trace_text(
+        decision
+    )
+    # With today's capacity left the near one is sooner and wins.
+    fresh = decide(order(), [replace(near, routed_today=99), far], NO_RULES, [table])
+    assert shipped(fresh) == [("WH-NEAR", "zto")]
+
+
+def test_a_day_behind_still_wins_when_it_delivers_sooner_anyway() -> None:
+    table = Table({("江苏省", "zto"): (800, 24), ("浙江省", "zto"): (800, 72)})
+    near = WarehouseState("WH-NEAR", "江苏省", "南京市", 100, 150, {"TEE": 50})
+    far = WarehouseState("WH-FAR", "浙江省", "杭州市", 100, 0, {"TEE": 50})
+    decision = decide(order(), [near, far], NO_RULES, [table])
+    assert shipped(decision) == [("WH-NEAR", "zto")]
+    assert decision.shipments[0].promised_hours == 48
+    assert "in its promise, and it still won" in trace_text(decision)
+
+
+def test_sla_prefers_a_warehouse_that_ships_today() -> None:
+    # By the carriers alone the near warehouse meets SLA 48 h cheaply; a day's wait breaks it.
+    table = Table({("江苏省", "zto"): (500, 36), ("浙江省", "sf"): (1500, 40)})
+    near = WarehouseState("WH-NEAR", "江苏省", "南京市", 100, 120, {"TEE": 50})
+    far = WarehouseState("WH-FAR", "浙江省", "杭州市", 100, 0, {"TEE": 50})
+    decision = decide(order(sla_hours=48), [near, far], NO_RULES, [table])
+    assert shipped(decision) == [("WH-FAR", "sf")]
+    assert "it meets SLA 48 h and the runner-up does not" in trace_text(decision)
+    assert "WH-NEAR/zto" in trace_text(decision) and "misses SLA 48 h" in trace_text(decision)
+    # Without the wait the near one meets it and is cheaper.
+    today = decide(order(sla_hours=48), [replace(near, routed_today=0), far], NO_RULES, [table])
+    assert shipped(today) == [("WH-NEAR", "zto")]
+
+
+def test_warehouse_past_the_wait_limit_is_skipped_while_another_can_serve() -> None:
+    # Two days behind (12,000 ahead of 6,000/day) is past the default 24 h limit: even the
+    # cheapest, nearest parcel does not join that queue while another warehouse ships.
+    stock = with_backlog(warehouses(routed={"WH-SOUTH": 4000}), WH_SOUTH=8000)
+    decision = route(order("广东省", "广州市"), stock)
     assert decision.shipments[0].warehouse_id != "WH-SOUTH"
-    assert "WH-SOUTH full (6000/6000): skipped while another can serve" in trace_text(decision)
+    assert decision.shipments[0].dispatch_wait_hours == 0
+    assert (
+        "WH-SOUTH: +48 h dispatch wait, 12,000 ahead of 6,000/day, past the 24 h limit: "
+        "skipped while another can serve"
+    ) in trace_text(decision)
 
 
-def test_full_warehouse_is_used_when_it_is_the_only_one() -> None:
-    stock = warehouses(stock={"WH-SOUTH": {"TEE": 10}}, routed={"WH-SOUTH": 6100})
+def test_warehouse_past_the_wait_limit_is_used_when_it_is_the_only_one() -> None:
+    stock = warehouses(stock={"WH-SOUTH": {"TEE": 10}}, routed={"WH-SOUTH": 12_100})
     decision = route(order("广东省", "广州市"), stock)
     assert shipped(decision) == [("WH-SOUTH", "instant")]
-    assert "WH-SOUTH full (6100/6000): used, no other warehouse can serve" in trace_text(decision)
+    assert decision.shipments[0].promised_hours == 48 + 2
+    assert (
+        "WH-SOUTH: +48 h dispatch wait, 12,100 ahead of 6,000/day, past the 24 h limit: used, "
+        "no warehouse within the limit can serve"
+    ) in trace_text(decision)
 
 
-def test_split_among_warehouses_with_capacity_beats_one_parcel_from_a_full_one() -> None:
+def test_split_within_the_wait_limit_beats_one_parcel_from_past_it() -> None:
+    stock = warehouses(
+        stock={
+            "WH-SOUTH": {"TEE": 10, "MUG": 10},
+            "WH-EAST": {"TEE": 10},
+            "WH-CENTRAL": {"MUG": 10},
+        },
+        routed={"WH-SOUTH": 12_000},
+    )
+    decision = route(
+        order("广东省", "广州市", RouteLine("TEE", 1, 250), RouteLine("MUG", 1, 450)), stock
+    )
+    assert sorted(s.warehouse_id for s in decision.shipments) == ["WH-CENTRAL", "WH-EAST"]
+
+
+def test_one_parcel_a_day_late_beats_a_split_that_ships_today() -> None:
+    # Within the limit the wait is only part of the promise: fewer parcels still come first.
     stock = warehouses(
         stock={
             "WH-SOUTH": {"TEE": 10, "MUG": 10},
@@ -355,12 +474,38 @@ def test_split_among_warehouses_with_capacity_beats_one_parcel_from_a_full_one()
     decision = route(
         order("广东省", "广州市", RouteLine("TEE", 1, 250), RouteLine("MUG", 1, 450)), stock
     )
-    assert sorted(s.warehouse_id for s in decision.shipments) == ["WH-CENTRAL", "WH-EAST"]
+    assert shipped(decision) == [("WH-SOUTH", "instant")]
+    assert decision.shipments[0].dispatch_wait_hours == 24
+
+
+def test_the_wait_limit_is_a_weight_and_a_rule_may_change_it_per_order() -> None:
+    strict = parse_rules({"weights": {"max_dispatch_wait_hours": 0}, "rules": []})
+    stock = warehouses(routed={"WH-SOUTH": 6000})
+    # With no wait allowed a full warehouse ships only what nobody else can (the old rule).
+    assert route(order("广东省", "广州市"), stock, strict).shipments[0].warehouse_id != "WH-SOUTH"
+    presale = parse_rules(
+        {
+            "weights": {"max_dispatch_wait_hours": 0},
+            "rules": [
+                {
+                    "name": "presale-waits",
+                    "when": {"tags_any": ["presale"]},
+                    "then": {"max_dispatch_wait_hours": 240},
+                }
+            ],
+        }
+    )
+    tagged = order("广东省", "广州市", tags=frozenset({"presale"}))
+    decision = route(tagged, warehouses(routed={"WH-SOUTH": 12_000}), presale)
+    assert decision.shipments[0].warehouse_id == "WH-SOUTH"
+    assert "presale-waits (tagged presale): max_dispatch_wait_hours 240" in trace_text(decision)
 
 
 def test_warehouse_without_a_daily_capacity_is_never_full() -> None:
     assert not WarehouseState("WH-A", "江苏省", "南京市", 0, 10**6, {}).full
+    assert not WarehouseState("WH-A", "江苏省", "南京市", 0, 10**6, {}, 10**6).full
     assert WarehouseState("WH-A", "江苏省", "南京市", 10, 10, {}).full
+    assert WarehouseState("WH-A", "江苏省", "南京市", 10, 4, {}, 6).full
 
 
 def test_order_splits_only_when_no_single_warehouse_can_serve() -> None:
@@ -499,7 +644,10 @@ def test_trace_names_fired_rules_and_winner() -> None:
     assert decision.trace[0].detail == "广东省 广州市 (华南)"
     assert steps[-1] == "winner" or steps[-1] == "capacity"
     text = trace_text(decision)
-    assert "[rule] same-city-instant (same city): WH-SOUTH/instant bonus 1000 fen" in text
+    assert (
+        "[rule] same-city-instant (same city, carriers instant): WH-SOUTH/instant bonus 1000 fen"
+        in text
+    )
     # Every warehouse-carrier pair that quoted is listed with its score.
     candidates = [t for t in decision.trace if t.step == "candidate"]
     assert len(candidates) == 5 * 7 + 1  # seven carriers everywhere, instant only in the city
@@ -552,6 +700,7 @@ def stock_and_order(draw: st.DrawFn) -> tuple[list[WarehouseState], RouteRequest
             10,
             draw(st.sampled_from([0, 3, 10])),
             {sku: draw(st.integers(0, 6)) for sku in SKUS},
+            draw(st.sampled_from([0, 0, 7, 15])),
         )
         for wid, province, city, _ in SITES
     ]
@@ -600,12 +749,18 @@ def test_plan_ships_exactly_the_order_within_stock(
     atp = {w.warehouse_id: w.atp for w in stock}
     for wid, taken in by_warehouse.items():
         assert all(qty <= atp[wid].get(sku, 0) for sku, qty in taken.items())
-    # One parcel whenever a warehouse with capacity left holds everything; when only full
-    # ones do, either one parcel from a full one or a split that spares them all.
-    full = {w.warehouse_id for w in stock if w.full}
+    # One parcel whenever a warehouse within the dispatch-wait limit holds everything; when
+    # only ones past it do, either one parcel from one of those or a split that spares them.
+    limit = RULES.weights.max_dispatch_wait_hours
+    past = {w.warehouse_id for w in stock if w.dispatch_wait_hours > limit}
     whole = [w for w in stock if all(w.atp.get(sku, 0) >= q for sku, q in wanted.items())]
-    if any(w.warehouse_id not in full for w in whole):
+    if any(w.warehouse_id not in past for w in whole):
         assert len(decision.shipments) == 1
-        assert decision.shipments[0].warehouse_id not in full
+        assert decision.shipments[0].warehouse_id not in past
     elif whole:
-        assert len(decision.shipments) == 1 or not full & set(by_warehouse)
+        assert len(decision.shipments) == 1 or not past & set(by_warehouse)
+    # Every parcel's promise includes its warehouse's wait.
+    waits = {w.warehouse_id: w.dispatch_wait_hours for w in stock}
+    for s in decision.shipments:
+        assert s.dispatch_wait_hours == waits[s.warehouse_id]
+        assert s.promised_hours >= s.dispatch_wait_hours

@@ -17,7 +17,12 @@ from hub.domain.routing_rules import (
 #: A rule set that uses every condition and action the format has.
 EVERYTHING: dict[str, Any] = {
     "version": 7,
-    "weights": {"fen_per_hour": 35, "split_penalty_fen": 1500, "objective": "cheapest"},
+    "weights": {
+        "fen_per_hour": 35,
+        "split_penalty_fen": 1500,
+        "objective": "cheapest",
+        "max_dispatch_wait_hours": 48,
+    },
     "rules": [
         {
             "name": "promo-west",
@@ -32,7 +37,7 @@ EVERYTHING: dict[str, Any] = {
                 "amount_fen_max": 50_000,
                 "channels": ["pdd", "douyin"],
             },
-            "then": {"objective": "cheapest", "fen_per_hour": 10},
+            "then": {"objective": "cheapest", "fen_per_hour": 10, "max_dispatch_wait_hours": 72},
         },
         {
             "name": "light-east",
@@ -71,6 +76,11 @@ def test_default_rules_keep_the_product_promises() -> None:
     by_name = {rule.name: rule for rule in rules.rules}
     assert by_name["same-city-instant"].when.same_city is True
     assert by_name["same-city-instant"].then.prefer == ("instant",)
+    # Instant when reasonably priced, not at any price.
+    assert by_name["same-city-instant"].then.max_cost_fen == 2000
+    assert by_name["same-city-instant"].when.carriers == ("instant",)
+    # A warehouse a day behind still competes; two days behind breaks the usual 48 h ship-by.
+    assert rules.weights.max_dispatch_wait_hours == 24
     assert by_name["remote-prefers-ems"].when.remote is True
     assert by_name["remote-prefers-ems"].then.prefer == ("ems",)
     assert by_name["heavy-avoids-express"].then.avoid == ("sf", "jd")
@@ -94,7 +104,9 @@ def test_everything_parses_to_what_the_document_says() -> None:
     assert rules.version == 7
     assert rules.weights.fen_per_hour == 35
     assert rules.weights.objective is Objective.CHEAPEST
+    assert rules.weights.max_dispatch_wait_hours == 48
     promo, light = rules.rules
+    assert promo.then.max_dispatch_wait_hours == 72
     assert promo.when.destination_provinces == ("四川", "重庆")
     assert promo.then.objective is Objective.CHEAPEST
     assert light.then.only == ("zto", "ems")
@@ -117,6 +129,7 @@ then.bonus_fen = 900
     assert rules.version == 3
     assert rules.weights.fen_per_hour == 25
     assert rules.weights.split_penalty_fen == 1000
+    assert rules.weights.max_dispatch_wait_hours == 24
     assert rules.rules[0].then.bonus_fen == 900
 
 
@@ -243,6 +256,14 @@ def test_unknown_region_is_rejected() -> None:
             {"name": "x", "when": {"carriers": ["sf"]}, "then": {"fen_per_hour": 50}},
             "rules[0].then.fen_per_hour",
         ),
+        (
+            {"name": "x", "when": {"warehouses": ["W"]}, "then": {"max_dispatch_wait_hours": 0}},
+            "rules[0].then.max_dispatch_wait_hours",
+        ),
+        (
+            {"name": "x", "then": {"max_dispatch_wait_hours": -24}},
+            "rules[0].then.max_dispatch_wait_hours",
+        ),
         ({"name": "x", "then": {"avoid": ["sf"]}, "priority": 1}, "rules[0].priority"),
     ],
 )
@@ -270,6 +291,7 @@ def test_duplicate_rule_names_are_rejected() -> None:
         ({"weights": {"fen_per_hour": 1.5}}, "weights.fen_per_hour"),
         ({"weights": {"fen_per_houre": 20}}, "weights.fen_per_houre"),
         ({"weights": {"objective": "quickest"}}, "weights.objective"),
+        ({"weights": {"max_dispatch_wait_hours": 1.5}}, "weights.max_dispatch_wait_hours"),
         ({"version": -1}, "version"),
         ({"rules": {"name": "x"}}, "rules"),
         ({"rules": ["x"]}, "rules[0]"),

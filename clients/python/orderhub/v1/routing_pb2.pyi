@@ -505,6 +505,7 @@ class RecordLaneOutcomeRequest(_message.Message):
     LATE_FIELD_NUMBER: _builtins.int
     OCCURRED_AT_FIELD_NUMBER: _builtins.int
     OUTCOME_ID_FIELD_NUMBER: _builtins.int
+    SHIPPED_AT_FIELD_NUMBER: _builtins.int
     warehouse_id: _builtins.str
     carrier: _builtins.str
     destination_province: _builtins.str
@@ -513,6 +514,12 @@ class RecordLaneOutcomeRequest(_message.Message):
     """Identifies the outcome so a repeat is counted once; empty counts every call."""
     @_builtins.property
     def occurred_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def shipped_at(self) -> _timestamp_pb2.Timestamp:
+        """When the carrier took the parcel, if known: a half-open lane's probes are the parcels
+        handed over after it half-opened.
+        """
+
     def __init__(
         self,
         *,
@@ -522,10 +529,11 @@ class RecordLaneOutcomeRequest(_message.Message):
         late: _builtins.bool = ...,
         occurred_at: _timestamp_pb2.Timestamp | None = ...,
         outcome_id: _builtins.str = ...,
+        shipped_at: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["occurred_at", b"occurred_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["occurred_at", b"occurred_at", "shipped_at", b"shipped_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["carrier", b"carrier", "destination_province", b"destination_province", "late", b"late", "occurred_at", b"occurred_at", "outcome_id", b"outcome_id", "warehouse_id", b"warehouse_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["carrier", b"carrier", "destination_province", b"destination_province", "late", b"late", "occurred_at", b"occurred_at", "outcome_id", b"outcome_id", "shipped_at", b"shipped_at", "warehouse_id", b"warehouse_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

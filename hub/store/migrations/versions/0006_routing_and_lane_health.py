@@ -30,6 +30,7 @@ def upgrade() -> None:
         sa.Column("destination_province", sa.String(length=32), nullable=False),
         sa.Column("late", sa.Integer(), nullable=False),
         sa.Column("occurred_at", sa.DateTime(), nullable=False),
+        sa.Column("shipped_at", sa.DateTime(), nullable=True),
         sa.Column("recorded_at", sa.DateTime(), nullable=False),
         sa.Column("outcome_id", sa.String(length=128), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_lane_outcomes")),
