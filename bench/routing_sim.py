@@ -141,7 +141,7 @@ from datetime import datetime, timedelta, timezone
 
 from hub.domain.geo import PROVINCES, Region, distance_km, province_of, zone_between
 from hub.domain.lanes import BreakerState, Lane, LaneBook, Transition
-from hub.domain.quotes import Parcel, Zone
+from hub.domain.quotes import ZONE_RANK, Parcel
 from hub.domain.rate_cards import RateCardProvider, ServiceLevel, load_rate_cards
 from hub.domain.routing import (
     Decision,
@@ -321,14 +321,6 @@ STATIC_CONTRACTS = tuple(CONTRACTS)
 LATENCY_TARGET_US = 2000.0
 DEFAULT_SEED = 618
 DEFAULT_ORDERS_PER_DAY = 3000
-
-_ZONE_RANK = {
-    Zone.SAME_CITY: 0,
-    Zone.SAME_PROVINCE: 1,
-    Zone.REGIONAL: 2,
-    Zone.NATIONAL: 3,
-    Zone.REMOTE: 4,
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -519,7 +511,7 @@ def nearest(sites: Sequence[Site], province: str, city: str) -> list[Site]:
         origin = province_of(site.province)
         assert origin is not None
         zone = zone_between(site.province, site.city, province, city)
-        return (_ZONE_RANK[zone], distance_km(origin, dest), site.warehouse_id)
+        return (ZONE_RANK[zone], distance_km(origin, dest), site.warehouse_id)
 
     return sorted(sites, key=rank)
 

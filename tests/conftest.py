@@ -7,12 +7,14 @@ ORDERHUB_TEST_REQUIRE_SERVICES=1 (as in CI), where that is a failure.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import socket
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import nats
@@ -185,3 +187,20 @@ def grpc_address(hub_server: HubServer) -> str:
 def unique() -> str:
     """A short unique prefix for ids, since the shared hub outlives one test."""
     return uuid.uuid4().hex[:8].upper()
+
+
+async def crash_and_wait(handle: Any, timeout_s: float = 60.0) -> None:
+    """Kill an actor the hard way and wait until Ray has restarted it from the database."""
+    before = (await handle.status.remote())["pid"]
+    ray.kill(handle, no_restart=False)
+
+    async def restarted() -> None:
+        while True:  # Ray has no restart notification; its calls fail until it is back
+            try:
+                if (await handle.status.remote())["pid"] != before:
+                    return
+            except Exception:
+                pass
+            await asyncio.sleep(0.05)
+
+    await asyncio.wait_for(restarted(), timeout_s)

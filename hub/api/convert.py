@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -11,7 +12,7 @@ from hub import events
 from hub.domain.inventory import LevelView, Reservation, ReservationStatus
 from hub.store.inventory_map import Dimension, MapRow
 from hub.store.master_data import Carrier, Sku, Warehouse
-from orderhub.v1 import stock_pb2
+from orderhub.v1 import routing_pb2, stock_pb2
 
 _STATUS = {
     ReservationStatus.HELD: stock_pb2.RESERVATION_STATUS_HELD,
@@ -146,3 +147,23 @@ def rfc3339(ts: Timestamp) -> str:
 def parse_rfc3339(text: str) -> datetime:
     """An RFC 3339 time (``Z`` or an offset) as aware UTC."""
     return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
+
+
+def shipment(
+    warehouse_id: str,
+    carrier: str,
+    lines: Iterable[tuple[str, int]],
+    promised_hours: int,
+    cost_fen: int,
+) -> routing_pb2.Shipment:
+    """One parcel as the API shows it: what leaves which warehouse with which carrier."""
+    return routing_pb2.Shipment(
+        warehouse_id=warehouse_id,
+        carrier=carrier,
+        lines=[
+            stock_pb2.ReservedLine(sku=sku, quantity=qty, warehouse_id=warehouse_id)
+            for sku, qty in lines
+        ],
+        promised_hours=promised_hours,
+        cost_fen=cost_fen,
+    )

@@ -24,7 +24,7 @@ from hub.pollers import Pollers, PollStatus
 from hub.shops import Shop, Shops
 from hub.store.orders import OrderEvent, StoredOrder
 from hub.store.routing import RoutedShipment, RoutingStore
-from orderhub.v1 import order_pb2, order_pb2_grpc, routing_pb2, stock_pb2
+from orderhub.v1 import order_pb2, order_pb2_grpc, routing_pb2
 
 log = logging.getLogger("orderhub.orders")
 #: Metadata naming who acts, until authentication names them (``x-orderhub-actor``).
@@ -39,16 +39,7 @@ _STATUS_FROM_PB = {order_pb2.OrderStatus.Value(f"ORDER_STATUS_{s.value}"): s for
 
 def shipment_of(p: RoutedShipment) -> routing_pb2.Shipment:
     """A routed parcel as the API shows it."""
-    return routing_pb2.Shipment(
-        warehouse_id=p.warehouse_id,
-        carrier=p.carrier,
-        lines=[
-            stock_pb2.ReservedLine(sku=sku, quantity=qty, warehouse_id=p.warehouse_id)
-            for sku, qty in p.lines
-        ],
-        promised_hours=p.promised_hours,
-        cost_fen=p.cost_fen,
-    )
+    return convert.shipment(p.warehouse_id, p.carrier, p.lines, p.promised_hours, p.cost_fen)
 
 
 def order_message(s: StoredOrder) -> order_pb2.Order:

@@ -10,6 +10,7 @@ from typing import Any
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from hub.api import convert
 from hub.api.errors import abort, invalid
 from hub.api.orders import actor_of
 from hub.domain.geo import province_of
@@ -21,7 +22,7 @@ from hub.domain.routing_rules import RuleError, RuleSet, parse_rules
 from hub.lanes import LaneHealthBoard, Outcome
 from hub.routing import Router, RoutingRefused, WhatIf, rules_json
 from hub.store.routing import RulesVersionConflict, StoredRules
-from orderhub.v1 import routing_pb2, routing_pb2_grpc, stock_pb2
+from orderhub.v1 import routing_pb2, routing_pb2_grpc
 
 Context = grpc.aio.ServicerContext[Any, Any]
 
@@ -42,16 +43,7 @@ def _timestamp(value: Any) -> Timestamp:
 
 def shipment_message(s: PlannedShipment) -> routing_pb2.Shipment:
     """A planned parcel as the API shows it."""
-    return routing_pb2.Shipment(
-        warehouse_id=s.warehouse_id,
-        carrier=s.carrier,
-        lines=[
-            stock_pb2.ReservedLine(sku=sku, quantity=qty, warehouse_id=s.warehouse_id)
-            for sku, qty in s.lines
-        ],
-        promised_hours=s.promised_hours,
-        cost_fen=s.cost_fen,
-    )
+    return convert.shipment(s.warehouse_id, s.carrier, s.lines, s.promised_hours, s.cost_fen)
 
 
 def _trace(decision: Decision) -> list[routing_pb2.TraceEntry]:

@@ -31,6 +31,10 @@ class Zone(StrEnum):
     REMOTE = "remote"
 
 
+#: Zones from nearest to farthest, for "the nearest warehouse" comparisons.
+ZONE_RANK: dict[Zone, int] = {zone: rank for rank, zone in enumerate(Zone)}
+
+
 @dataclass(frozen=True, slots=True)
 class Parcel:
     """One parcel to quote: where it goes from and to, and what it weighs."""

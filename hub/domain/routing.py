@@ -45,7 +45,7 @@ from functools import lru_cache
 from typing import Any, NamedTuple
 
 from hub.domain.geo import Province, distance_km, province_of, same_city, zone_between
-from hub.domain.quotes import Parcel, Quote, QuoteProvider, Zone
+from hub.domain.quotes import ZONE_RANK, Parcel, Quote, QuoteProvider, Zone
 from hub.domain.routing_rules import Objective, Rule, RuleSet, When
 
 # --------------------------------------------------------------------------- values
@@ -343,14 +343,6 @@ def _shortfall(
 
 
 # --------------------------------------------------------------------------- splitting
-
-_ZONE_RANK = {
-    Zone.SAME_CITY: 0,
-    Zone.SAME_PROVINCE: 1,
-    Zone.REGIONAL: 2,
-    Zone.NATIONAL: 3,
-    Zone.REMOTE: 4,
-}
 
 _Plan = tuple[tuple[WarehouseState, Mapping[str, int]], ...]
 
@@ -969,7 +961,7 @@ def _nearness(op: str, oc: str, dp: str, dc: str) -> tuple[int, float]:
     zone = zone_between(op, oc, dp, dc)
     origin, dest = province_of(op), province_of(dp)
     km = distance_km(origin, dest) if origin is not None and dest is not None else 0.0
-    return (_ZONE_RANK[zone], km)
+    return (ZONE_RANK[zone], km)
 
 
 @lru_cache(maxsize=1024)

@@ -33,6 +33,7 @@ from hub.inventory import AvailabilityFeed, Inventory, LineInput, ShardLink, Sha
 from hub.store import schema
 from hub.store.db import make_engine
 from hub.store.master_data import MasterData, Sku, Warehouse
+from tests.conftest import crash_and_wait
 
 FAST = ShardTimings(
     expiry_tick_s=0.05, sweep_interval_s=0.2, prepare_timeout_s=0.5, overdue_grace_s=0.3
@@ -112,23 +113,6 @@ def assert_books_balance(engine: Engine) -> None:
         assert row.reserved == live.get(key, 0), key
         assert row.on_hand == moved.get(key, 0), key
         assert row.on_hand >= 0 and row.reserved >= 0
-
-
-async def crash_and_wait(handle: Any, timeout_s: float = 60.0) -> None:
-    """Kill an actor the hard way and wait until Ray has restarted it from the database."""
-    before = (await handle.status.remote())["incarnation"]
-    ray.kill(handle, no_restart=False)
-
-    async def restarted() -> None:
-        while True:  # Ray has no restart notification; its calls fail until it is back
-            try:
-                if (await handle.status.remote())["incarnation"] != before:
-                    return
-            except Exception:
-                pass
-            await asyncio.sleep(0.05)
-
-    await asyncio.wait_for(restarted(), timeout_s)
 
 
 async def next_level(

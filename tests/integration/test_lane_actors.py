@@ -25,6 +25,7 @@ from hub.inventory import ShardLink
 from hub.lanes import LaneHealthBoard, Outcome
 from hub.store import schema
 from hub.store.db import make_engine
+from tests.conftest import crash_and_wait
 
 # The default thresholds, with a long memory (so hours of the past can still be judged
 # by a fresh actor) and a long cool-down (so the lane stays OPEN across the restart).
@@ -57,23 +58,6 @@ async def rig(
     for h in handles:
         ray.kill(h, no_restart=True)
     engine.dispose()
-
-
-async def crash_and_wait(handle: Any, timeout_s: float = 60.0) -> None:
-    """Kill an actor the hard way and wait until Ray has restarted it from the database."""
-    before = (await handle.status.remote())["pid"]
-    ray.kill(handle, no_restart=False)
-
-    async def restarted() -> None:
-        while True:  # Ray has no restart notification; its calls fail until it is back
-            try:
-                if (await handle.status.remote())["pid"] != before:
-                    return
-            except Exception:
-                pass
-            await asyncio.sleep(0.05)
-
-    await asyncio.wait_for(restarted(), timeout_s)
 
 
 def transitions(engine: Engine) -> list[tuple[str, str]]:
