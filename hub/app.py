@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import json
 import logging
 import os
 import time
@@ -22,13 +21,13 @@ from actors.inventory import ShardTimings, start_shards
 from actors.lanes import start_lane_shards
 from hub.carrier_events import CarrierEvents
 from hub.embedded import EmbeddedNats, EmbeddedRay
-from hub.events import ALERTS, HOLDS
+from hub.events import ALERTS, HOLDS, moved_orders
 from hub.inventory import Inventory, ShardLink
 from hub.lanes import LaneHealthBoard, policy_from_settings
 from hub.orders import OrderIntake
 from hub.pollers import Pollers
 from hub.relay import OutboxRelay
-from hub.routing import ROUTING_CAUSE, Router
+from hub.routing import Router
 from hub.settings import Settings
 from hub.shops import Shop, Shops
 from hub.store.db import make_engine, upgrade
@@ -363,24 +362,3 @@ class Hub:
         if self._embedded_nats is not None:
             await asyncio.to_thread(self._embedded_nats.stop)
         log.info("hub stopped")
-
-
-def moved_orders(data: bytes) -> list[str]:
-    """Orders whose hold a warehouse moved, from one hold-events message.
-
-    Routing's own moves are left out: those orders were just routed.
-    """
-    try:
-        body = json.loads(data)
-    except ValueError:
-        return []
-    items = body.get("events", []) if isinstance(body, dict) else []
-    orders = {
-        str(item.get("order_id", "")).split("~", 1)[0]
-        for item in items
-        if isinstance(item, dict)
-        and item.get("kind") == "MOVED_IN"
-        and not str(item.get("cause", "")).startswith(ROUTING_CAUSE)
-    }
-    orders.discard("")
-    return sorted(orders)

@@ -43,6 +43,8 @@ ALERTS = "oms.alerts.stock"
 SHIPMENTS = "oms.shipments.requested"
 ORDERS = "oms.orders"
 LANE_ALERTS = "oms.alerts.lanes"
+#: Why routing moved a hold, as the hold events say (``cause``).
+ROUTING_CAUSE = "routing"
 #: Items in one message at most; a busier tick is split.
 MAX_ITEMS = 1000
 
@@ -236,3 +238,24 @@ def order_events(bodies: Sequence[dict[str, Any]]) -> list[OutboxMessage]:
         for kind, events in by_kind.items()
         for part in _chunks(events)
     ]
+
+
+def moved_orders(data: bytes) -> list[str]:
+    """Orders whose hold a warehouse moved, from one hold-events message.
+
+    Routing's own moves (cause ``routing``) are left out: those orders were just routed.
+    """
+    try:
+        body = json.loads(data)
+    except ValueError:
+        return []
+    items = body.get("events", []) if isinstance(body, dict) else []
+    orders = {
+        str(item.get("order_id", "")).split("~", 1)[0]
+        for item in items
+        if isinstance(item, dict)
+        and item.get("kind") == "MOVED_IN"
+        and not str(item.get("cause", "")).startswith(ROUTING_CAUSE)
+    }
+    orders.discard("")
+    return sorted(orders)

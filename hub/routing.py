@@ -59,6 +59,7 @@ from hub.domain.routing import (
     quote_route,
 )
 from hub.domain.routing_rules import RuleSet, default_rules, parse_rules
+from hub.events import ROUTING_CAUSE
 from hub.inventory import Inventory, LineInput, ShardUnavailable
 from hub.lanes import LaneHealthBoard
 from hub.store.master_data import MasterData
@@ -70,8 +71,6 @@ log = logging.getLogger("orderhub.routing")
 #: How long a read of the warehouses' backlog is used, and how many days back it looks.
 BACKLOG_TTL_S = 10.0
 BACKLOG_DAYS = 14
-#: Why routing moved a hold, as its hold events say (``cause``).
-ROUTING_CAUSE = "routing"
 #: Statuses whose goods have not left and that may be routed (again).
 ROUTABLE = frozenset({OrderStatus.PAID, OrderStatus.ON_HOLD, OrderStatus.ALLOCATED})
 

@@ -468,3 +468,44 @@ async def test_paid_order_is_routed_on_its_own_when_routing_runs_in_the_backgrou
     assert event["details"]["shipments"][0]["warehouse_id"] == near
     got = await orders.GetOrder(order_pb2.GetOrderRequest(order_id=order.order_id))
     assert got.order.status == order_pb2.ORDER_STATUS_ALLOCATED
+
+
+async def test_order_is_routed_again_when_a_count_finds_its_warehouse_short(
+    routing: routing_pb2_grpc.RoutingServiceStub,
+    stock: stock_pb2_grpc.StockServiceStub,
+    orders: order_pb2_grpc.OrderServiceStub,
+    unique: str,
+) -> None:
+    near, far = await two_warehouses(stock, unique)
+    order = await paid_order(stock, orders, unique, f"{unique}-dy")
+    first = await routing.RouteOrder(routing_pb2.RouteOrderRequest(order_id=order.order_id))
+    assert [s.warehouse_id for s in first.shipments] == [near]
+
+    nc = await nats.connect(NATS_URL)
+    rerouted: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+
+    async def on_routed(msg: Any) -> None:
+        for event in json.loads(msg.data)["events"]:
+            if event["order_id"] == order.order_id and "moved" in event["reason"]:
+                await rerouted.put(event)
+
+    await nc.subscribe("oms.orders.routed", cb=on_routed)
+    try:
+        # The nearby warehouse counts its T-shirts and finds none: their hold moves to the
+        # other warehouse, and routing follows with the whole order.
+        count = {
+            "event_id": f"{unique}-count",
+            "sku": f"{unique}-{CODES[0]}",
+            "type": "COUNT",
+            "quantity": 0,
+        }
+        await nc.jetstream().publish(
+            f"wms.events.{near}",
+            json.dumps(count).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        event = await asyncio.wait_for(rerouted.get(), 30)
+    finally:
+        await nc.close()
+    assert [s["warehouse_id"] for s in event["details"]["shipments"]] == [far]
+    assert {w for _, w in await hold_of(stock, order.order_id)} == {far}
