@@ -50,8 +50,8 @@ from __future__ import annotations
 import json
 import re
 import tomllib
-from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from decimal import Decimal
 from pathlib import Path
@@ -108,6 +108,18 @@ class MappingError(ValueError):
 
 
 # --------------------------------------------------------------------------- paths
+#
+# A parsed mapping is compiled once (``ChannelMapping.__post_init__``) into closures: every
+# path split into its keys, every unit, zone, format and map resolved, so translating an
+# order is a fixed sequence of calls. Each reader gets the object it reads and that
+# object's path (``where``); a field's own path is only written out for an error.
+
+#: A simple path's reader: (a mapping, its path) → the value, or None when absent.
+Getter = Callable[[Any, str], Any]
+TextReader = Callable[[Any, str], str]
+MoneyReader = Callable[[Any, int, str], int]
+TimeReader = Callable[[Any, str], datetime | None]
+AfterSaleReader = Callable[[Any, str], tuple[AfterSaleType, AfterSaleState]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,32 +157,8 @@ class FieldPath:
         """Every non-null value the path reaches; a wrong shape on the way is an error."""
         return [value for value, _ in self.located(root, where)]
 
-    def value(self, root: Any, where: str = "") -> Any:
-        """The one value a simple path (no list selectors) reaches, or None."""
-        node = root
-        for i, (key, _) in enumerate(self.steps):
-            if type(node) is not dict and not isinstance(node, Mapping):
-                at = f.path(where, ".".join(k for k, _ in self.steps[:i]))
-                raise TranslationError(at or "payload", f"expected an object, got {f.kind(node)}")
-            node = node.get(key)
-            if node is None:
-                return None
-        return node
-
     def located(self, root: Any, where: str = "") -> list[tuple[Any, str]]:
         """Like :meth:`collect`, with the path of each value (for error messages)."""
-        if self.simple:
-            node = root
-            for i, (key, _) in enumerate(self.steps):
-                if type(node) is not dict and not isinstance(node, Mapping):
-                    at = f.path(where, ".".join(k for k, _ in self.steps[:i]))
-                    raise TranslationError(
-                        at or "payload", f"expected an object, got {f.kind(node)}"
-                    )
-                node = node.get(key)
-                if node is None:
-                    return []
-            return [(node, f.path(where, self.text))]
         nodes: list[tuple[Any, str]] = [(root, where)]
         for key, sel in self.steps:
             following: list[tuple[Any, str]] = []
@@ -196,17 +184,36 @@ class FieldPath:
             nodes = following
         return nodes
 
+    def getter(self) -> Getter:
+        """The reader of a simple path, for a mapping: its value, or None when absent.
 
-def _part_text(part: FieldPath, root: Any, where: str) -> str:
-    """The text a template's path puts in: its values, space-separated."""
-    if part.simple:
-        found = part.value(root, where)
-        if found is None:
-            return ""
-        if type(found) is str:
-            return found.strip()
-        return _as_text(found, f.path(where, part.text))
-    return " ".join(_as_text(v, at) for v, at in part.located(root, where))
+        Like :meth:`located`, a step that meets something other than an object is an
+        error naming the path walked so far.
+        """
+        if not self.simple:
+            raise ValueError(f"{self.text!r} walks a list: read it with located()")
+        keys = tuple(key for key, _ in self.steps)
+        first = keys[0]
+        if len(keys) == 1:
+
+            def get_one(root: Any, where: str) -> Any:
+                return root.get(first)
+
+            return get_one
+        rest = tuple(enumerate(keys))[1:]
+
+        def get(root: Any, where: str) -> Any:
+            node = root.get(first)
+            for i, key in rest:
+                if node is None:
+                    return None
+                if type(node) is not dict and not isinstance(node, Mapping):
+                    at = f.path(where, ".".join(keys[:i]))
+                    raise TranslationError(at, f"expected an object, got {f.kind(node)}")
+                node = node.get(key)
+            return node
+
+        return get
 
 
 def _as_text(value: Any, at: str) -> str:
@@ -219,37 +226,110 @@ def _as_text(value: Any, at: str) -> str:
     return str(value)
 
 
+def _no_text(root: Any, where: str) -> str:
+    return ""
+
+
+def _text_of(path: FieldPath, joiner: str) -> TextReader:
+    """One path's text: a simple path's value; a list path's values joined by ``joiner``."""
+    if not path.simple:
+
+        def texts(root: Any, where: str) -> str:
+            found = (_as_text(v, at) for v, at in path.located(root, where))
+            return joiner.join(t for t in found if t)
+
+        return texts
+    text = path.text
+    if len(path.steps) == 1:  # the most common path: one key (one call fewer)
+        key = path.steps[0][0]
+
+        def read_key(root: Any, where: str) -> str:
+            found = root.get(key)
+            if found is None:
+                return ""
+            if type(found) is str:
+                return found.strip()
+            return _as_text(found, f.path(where, text))
+
+        return read_key
+    get = path.getter()
+
+    def read(root: Any, where: str) -> str:
+        found = get(root, where)
+        if found is None:
+            return ""
+        if type(found) is str:
+            return found.strip()
+        return _as_text(found, f.path(where, text))
+
+    return read
+
+
+def _template_of(parts: tuple[str | FieldPath, ...]) -> TextReader:
+    """A template's text: literals and values, runs of white space made one space."""
+    layout = "".join(
+        part.replace("{", "{{").replace("}", "}}") if isinstance(part, str) else "{}"
+        for part in parts
+    )
+    values = tuple(_text_of(p, " ") for p in parts if isinstance(p, FieldPath))
+    if len(values) == 1:
+        (one,) = values
+
+        def one_value(root: Any, where: str) -> str:
+            return " ".join(layout.format(one(root, where)).split())
+
+        return one_value
+    if len(values) == 2:
+        left, right = values
+
+        def two_values(root: Any, where: str) -> str:
+            return " ".join(layout.format(left(root, where), right(root, where)).split())
+
+        return two_values
+
+    def many_values(root: Any, where: str) -> str:
+        return " ".join(layout.format(*[value(root, where) for value in values]).split())
+
+    return many_values
+
+
 @dataclass(frozen=True, slots=True)
 class TextField:
     """A text field: alternatives (paths or templates), the first non-empty one wins."""
 
     options: tuple[FieldPath | tuple[str | FieldPath, ...], ...]
 
-    def read(self, root: Any, where: str = "", joiner: str = "\n") -> str:
-        """The field's value in ``root``; ``""`` when every alternative is empty."""
-        for option in self.options:
-            if isinstance(option, FieldPath) and option.simple:
-                found = option.value(root, where)
-                if found is None:
-                    continue
-                if type(found) is str:
-                    value = found.strip()
-                else:  # the path is only worked out when it is needed for an error
-                    value = _as_text(found, f.path(where, option.text))
-            elif isinstance(option, FieldPath):
-                value = joiner.join(
-                    t for t in (_as_text(v, at) for v, at in option.located(root, where)) if t
-                )
-            else:
-                value = " ".join(
-                    "".join(
-                        part if isinstance(part, str) else _part_text(part, root, where)
-                        for part in option
-                    ).split()
-                )
-            if value:
-                return value
-        return ""
+    def reader(self, joiner: str = "\n") -> TextReader:
+        """The field's reader: its value in a mapping, ``""`` when every alternative is
+        empty; a list path's values are joined by ``joiner``."""
+        options = tuple(
+            _text_of(option, joiner) if isinstance(option, FieldPath) else _template_of(option)
+            for option in self.options
+        )
+        if not options:
+            return _no_text
+        if len(options) == 1:
+            return options[0]
+
+        def first(root: Any, where: str) -> str:
+            for option in options:
+                value = option(root, where)
+                if value:
+                    return value
+            return ""
+
+        return first
+
+
+def _id_of(value: Any, at: str) -> str:
+    """An id value (not null) as text; ``""`` for an empty string (the next path is tried)."""
+    if isinstance(value, str):
+        return value.strip()
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    if isinstance(value, Decimal | float):
+        raise TranslationError(at, "id arrived as a floating-point number; its digits may be lost")
+    raise TranslationError(at, f"expected an id, got {f.kind(value)}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -258,23 +338,38 @@ class IdField:
 
     paths: tuple[FieldPath, ...]
 
-    def read(self, root: Any, where: str = "", *, required: bool = True) -> str:
-        """The id, or a translation error when it is required and absent."""
-        for p in self.paths:
-            for value, at in p.located(root, where):
-                if isinstance(value, str) and value.strip():
-                    return value.strip()
-                if isinstance(value, int) and not isinstance(value, bool):
+    def reader(self) -> TextReader:
+        """The id's reader; an id found nowhere is a translation error (``missing``)."""
+        missing = self.paths[0].text
+        if len(self.paths) == 1 and self.paths[0].simple:
+            get = self.paths[0].getter()
+
+            def read_one(root: Any, where: str) -> str:
+                value = get(root, where)
+                if type(value) is str:
+                    value = value.strip()
+                    if value:
+                        return value
+                elif type(value) is int:
                     return str(value)
-                if isinstance(value, Decimal | float):
-                    raise TranslationError(
-                        at, "id arrived as a floating-point number; its digits may be lost"
-                    )
-                if not isinstance(value, str):
-                    raise TranslationError(at, f"expected an id, got {f.kind(value)}")
-        if required:
-            raise TranslationError(f.path(where, self.paths[0].text), "missing")
-        return ""
+                elif value is not None:
+                    found = _id_of(value, f.path(where, missing))
+                    if found:
+                        return found
+                raise TranslationError(f.path(where, missing), "missing")
+
+            return read_one
+        paths = self.paths
+
+        def read(root: Any, where: str) -> str:
+            for p in paths:
+                for value, at in p.located(root, where):
+                    found = _id_of(value, at)
+                    if found:
+                        return found
+            raise TranslationError(f.path(where, missing), "missing")
+
+        return read
 
 
 @dataclass(frozen=True, slots=True)
@@ -284,23 +379,50 @@ class MoneyField:
     path: FieldPath
     unit: str
 
-    def read(self, root: Any, currency: str, where: str = "", *, required: bool = True) -> int:
-        """The amount in minor units of ``currency``; absent is 0 unless required."""
-        found = [(v, at) for v, at in self.path.located(root, where) if v != ""]
-        if not found:
-            if required:
-                raise TranslationError(f.path(where, self.path.text), "missing")
-            return 0
-        total = 0
-        for value, at in found:
+    def reader(self, *, required: bool = True) -> MoneyReader:
+        """The amount's reader: (mapping, the currency's exponent, path) → minor units.
+
+        Absent (or ``""``) is 0 unless ``required``.
+        """
+        text = self.path.text
+        minor = self.unit != "major"
+
+        def convert(value: Any, places: int, at: str) -> int:
             try:
-                if self.unit == "major":
-                    total += money.major_to_minor(value, currency)
-                else:
-                    total += money.minor_units(value)
+                if minor:
+                    return money.minor_units(value)
+                return money.major_in_places(value, places)
             except money.MoneyError as exc:
                 raise TranslationError(at, str(exc)) from exc
-        return total
+
+        if not self.path.simple:
+            path = self.path
+
+            def read_all(root: Any, places: int, where: str) -> int:
+                found = [(v, at) for v, at in path.located(root, where) if v != ""]
+                if not found:
+                    if required:
+                        raise TranslationError(f.path(where, text), "missing")
+                    return 0
+                return sum(convert(value, places, at) for value, at in found)
+
+            return read_all
+        get = self.path.getter()
+
+        def read(root: Any, places: int, where: str) -> int:
+            value = get(root, where)
+            if value is None or value == "":
+                if required:
+                    raise TranslationError(f.path(where, text), "missing")
+                return 0
+            if not minor:
+                try:
+                    return money.major_in_places(value, places)
+                except money.MoneyError as exc:
+                    raise TranslationError(f.path(where, text), str(exc)) from exc
+            return convert(value, places, f.path(where, text))
+
+        return read
 
 
 @dataclass(frozen=True, slots=True)
@@ -311,22 +433,59 @@ class TimeField:
     format: str
     zone: tzinfo
 
-    def read(self, root: Any, where: str = "") -> datetime | None:
-        """The time in UTC, or ``None`` when absent or a placeholder."""
-        for value, at in self.path.located(root, where):
+    def reader(self) -> TimeReader:
+        """The time's reader: UTC, or ``None`` when absent or a placeholder."""
+        style, zone = self.format, self.zone
+
+        def convert(value: Any, at: str) -> datetime | None:
             try:
-                if self.format == "unix_seconds":
+                if style == "unix_seconds":
                     return times.unix_seconds(value)
-                if self.format == "unix_ms":
+                if style == "unix_ms":
                     return times.unix_millis(value)
                 if not isinstance(value, str):
                     raise TranslationError(at, f"expected a time, got {f.kind(value)}")
-                if self.format == "iso8601":
-                    return times.iso8601(value, self.zone)
-                return times.formatted(value, self.format, self.zone)
+                if style == "iso8601":
+                    return times.iso8601(value, zone)
+                return times.formatted(value, style, zone)
             except times.TimeFormatError as exc:
                 raise TranslationError(at, str(exc)) from exc
-        return None
+
+        if not self.path.simple:
+            path = self.path
+
+            def read_first(root: Any, where: str) -> datetime | None:
+                for value, at in path.located(root, where):
+                    return convert(value, at)
+                return None
+
+            return read_first
+        get = self.path.getter()
+        text = self.path.text
+        if style == "iso8601":
+
+            def read_iso(root: Any, where: str) -> datetime | None:
+                value = get(root, where)
+                if value is None:
+                    return None
+                if type(value) is str:
+                    try:
+                        return times.iso8601(value, zone)
+                    except times.TimeFormatError as exc:
+                        raise TranslationError(f.path(where, text), str(exc)) from exc
+                return convert(value, f.path(where, text))
+
+            return read_iso
+
+        def read(root: Any, where: str) -> datetime | None:
+            value = get(root, where)
+            return None if value is None else convert(value, f.path(where, text))
+
+        return read
+
+
+def _no_after_sale(root: Any, where: str) -> tuple[AfterSaleType, AfterSaleState]:
+    return AfterSaleType.NONE, AfterSaleState.NONE
 
 
 @dataclass(frozen=True, slots=True)
@@ -338,20 +497,30 @@ class AfterSaleRule:
     present: AfterSaleType | None
     state: AfterSaleState
 
-    def read(self, root: Any, where: str = "") -> tuple[AfterSaleType, AfterSaleState]:
-        """The after-sale type and state found in ``root``."""
-        if self.path is None:
-            return AfterSaleType.NONE, AfterSaleState.NONE
-        found = [v for v in self.path.collect(root, where) if v not in ("", [], {})]
-        kinds = [self.values[key] for key in map(_raw, found) if key in self.values]
-        if not kinds and found and self.present is not None:
-            kinds = [self.present]
-        kind = summarize_after_sale(kinds)
-        return kind, (AfterSaleState.NONE if kind is AfterSaleType.NONE else self.state)
+    def reader(self) -> AfterSaleReader:
+        """The rule's reader: the after-sale type and state found in a mapping."""
+        path = self.path
+        if path is None:
+            return _no_after_sale
+        values, present, state = dict(self.values), self.present, self.state
+
+        def read(root: Any, where: str) -> tuple[AfterSaleType, AfterSaleState]:
+            found = [v for v in path.collect(root, where) if v not in ("", [], {})]
+            if not found:
+                return AfterSaleType.NONE, AfterSaleState.NONE
+            kinds = [values[key] for key in map(_raw, found) if key in values]
+            if not kinds and present is not None:
+                kinds = [present]
+            kind = summarize_after_sale(kinds)
+            return kind, (AfterSaleState.NONE if kind is AfterSaleType.NONE else state)
+
+        return read
 
 
 def _raw(value: Any) -> str:
     """A raw platform value as a map key: JSON spelling for booleans, digits for numbers."""
+    if type(value) is str:
+        return value.strip()
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, Mapping | list):
@@ -398,115 +567,156 @@ class ChannelMapping:
     recipient: Mapping[str, TextField]
     pii_protected: bool | None
     lines: LineMapping
+    #: The mapping compiled into one translating function (built once, at creation).
+    _translate: Callable[[Any, str], PlatformOrder] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_translate", _compile(self))
 
     def translate(self, payload: Any, shop_id: str) -> PlatformOrder:
         """The channel's raw order (parsed JSON) → the unified order."""
+        return self._translate(payload, shop_id)
+
+
+def _compile(spec: ChannelMapping) -> Callable[[Any, str], PlatformOrder]:
+    """The mapping as one function; fields are read in a fixed order, so of several bad
+    fields the same one is always reported."""
+    name = spec.name
+    find_order = _order_finder(spec.envelopes)
+    read_currency = _currency_reader(spec.currency, spec.default_currency)
+    read_status = _status_reader(spec.status_path, spec.status_map, spec.status_default, name)
+    read_lines = _lines_reader(spec.lines, spec.total_paid, spec.shipping_fee)
+    order_after_sale = spec.after_sale.reader()
+    # Lines without an after-sale rule are all NONE: the order's own type is the summary.
+    lines_have_after_sales = spec.lines.after_sale.path is not None
+    order_id = spec.order_id.reader()
+    buyer_note = spec.buyer_note.reader()
+    seller_note = spec.seller_note.reader()
+    recipient = _recipient_reader(spec.recipient, spec.pii_protected)
+    shipping_fee = spec.shipping_fee.reader(required=False) if spec.shipping_fee else None
+    total_paid = spec.total_paid.reader()
+    created_at = spec.created_at.reader() if spec.created_at else None
+    paid_at = spec.paid_at.reader() if spec.paid_at else None
+    updated_at = spec.updated_at.reader() if spec.updated_at else None
+
+    def translate(payload: Any, shop_id: str) -> PlatformOrder:
         root = f.as_object(payload, "payload")
-        order, at = self._order(root)
-        currency = self._currency(order, at)
-        raw_status = self.status_path.located(order, at)
-        if not raw_status:
-            raise TranslationError(f.path(at, self.status_path.text), "missing")
-        status_text = _raw(raw_status[0][0])
-        status = self.status_map.get(status_text, self.status_default)
-        if status is None:
-            raise TranslationError(raw_status[0][1], f"unknown {self.name} status {status_text!r}")
-        lines = self._lines(order, at, currency)
-        kind, _ = self.after_sale.read(order, at)
+        order, at = find_order(root)
+        currency, places = read_currency(order, at)
+        status_text, status = read_status(order, at)
+        lines = read_lines(order, at, places)
+        kind = order_after_sale(order, at)[0]
+        if lines_have_after_sales:
+            kind = summarize_after_sale([kind, *(ln.after_sale_type for ln in lines)])
         return PlatformOrder(
-            platform=self.name,
+            platform=name,
             shop_id=shop_id,
-            platform_order_id=self.order_id.read(order, at),
+            platform_order_id=order_id(order, at),
             platform_status=status_text,
             status=status,
-            after_sale_type=summarize_after_sale([kind, *(ln.after_sale_type for ln in lines)]),
-            buyer_note=self.buyer_note.read(order, at),
-            seller_note=self.seller_note.read(order, at),
-            recipient=self._recipient(order, at),
+            after_sale_type=kind,
+            buyer_note=buyer_note(order, at),
+            seller_note=seller_note(order, at),
+            recipient=recipient(order, at),
             lines=lines,
-            shipping_fee_fen=self.shipping_fee.read(order, currency, at, required=False)
-            if self.shipping_fee
-            else 0,
-            total_paid_fen=self.total_paid.read(order, currency, at),
+            shipping_fee_fen=shipping_fee(order, places, at) if shipping_fee else 0,
+            total_paid_fen=total_paid(order, places, at),
             currency=currency,
-            created_at=self.created_at.read(order, at) if self.created_at else None,
-            paid_at=self.paid_at.read(order, at) if self.paid_at else None,
-            updated_at=self.updated_at.read(order, at) if self.updated_at else None,
+            created_at=created_at(order, at) if created_at else None,
+            paid_at=paid_at(order, at) if paid_at else None,
+            updated_at=updated_at(order, at) if updated_at else None,
         )
 
-    def _order(self, root: f.Obj) -> tuple[f.Obj, str]:
-        for envelope in self.envelopes:
-            if envelope is None:
-                return root, ""
-            found = envelope.located(root)
-            if len(found) == 1 and isinstance(found[0][0], Mapping):
-                return found[0][0], found[0][1]
+    return translate
+
+
+def _order_finder(
+    envelopes: tuple[FieldPath | None, ...],
+) -> Callable[[f.Obj], tuple[f.Obj, str]]:
+    """Where the order is: the first envelope holding exactly one object, else the root."""
+    steps: list[tuple[Getter | None, FieldPath | None]] = []
+    for envelope in envelopes:
+        if envelope is None:
+            break  # the payload itself: later envelopes are never tried
+        steps.append((envelope.getter() if envelope.simple else None, envelope))
+
+    def find(root: f.Obj) -> tuple[f.Obj, str]:
+        for get, envelope in steps:
+            if get is not None:
+                found = get(root, "")
+                if found is not None and isinstance(found, Mapping):
+                    return found, envelope.text  # type: ignore[union-attr]
+                continue
+            located = envelope.located(root)  # type: ignore[union-attr]
+            if len(located) == 1 and isinstance(located[0][0], Mapping):
+                return located[0][0], located[0][1]
         return root, ""
 
-    def _currency(self, order: f.Obj, at: str) -> str:
+    return find
+
+
+def _currency_reader(
+    path: FieldPath | None, default: str
+) -> Callable[[f.Obj, str], tuple[str, int]]:
+    """The order's currency (upper case) and its exponent; a missing or unknown one is an
+    error."""
+    text = path.text if path is not None else "currency"
+    get = path.getter() if path is not None and path.simple else None
+
+    def read(order: f.Obj, at: str) -> tuple[str, int]:
         currency = ""
-        if self.currency is not None:
-            found = self.currency.located(order, at)
+        if get is not None:
+            value = get(order, at)
+            if value is not None:
+                if type(value) is str:
+                    currency = value.strip().upper()
+                else:
+                    currency = _as_text(value, f.path(at, text)).upper()
+        elif path is not None:
+            found = path.located(order, at)
             currency = _as_text(*found[0]).upper() if found else ""
-        currency = currency or self.default_currency
+        currency = currency or default
         if not currency:
-            raise TranslationError(
-                f.path(at, self.currency.text if self.currency else "currency"), "missing"
-            )
+            raise TranslationError(f.path(at, text), "missing")
         try:
-            money.exponent(currency)
+            return currency, money.exponent(currency)
         except money.MoneyError as exc:
             raise TranslationError(f.path(at, "currency"), str(exc)) from exc
-        return currency
 
-    def _lines(self, order: f.Obj, at: str, currency: str) -> tuple[OrderLine, ...]:
-        spec = self.lines
-        found = spec.path.located(order, at)
+    return read
+
+
+def _status_reader(
+    path: FieldPath,
+    table: Mapping[str, OrderStatus],
+    default: OrderStatus | None,
+    channel: str,
+) -> Callable[[f.Obj, str], tuple[str, OrderStatus]]:
+    """The raw status (as written, for ``platform_status``) and what the map makes of it."""
+    statuses = dict(table)
+    text = path.text
+    get = path.getter() if path.simple else None
+
+    def read(order: f.Obj, at: str) -> tuple[str, OrderStatus]:
+        if get is not None:
+            value = get(order, at)
+            if value is None:
+                raise TranslationError(f.path(at, text), "missing")
+            raw = value.strip() if type(value) is str else _raw(value)
+            status = statuses.get(raw, default)
+            if status is None:
+                raise TranslationError(f.path(at, text), f"unknown {channel} status {raw!r}")
+            return raw, status
+        found = path.located(order, at)
         if not found:
-            raise TranslationError(f.path(at, spec.path.text), "an order without lines")
-        lines = [self._line(f.as_object(item, where), where, currency) for item, where in found]
-        if spec.paid is not None:
-            return tuple(lines)
-        # No per-line paid amount: split the goods part of the total by list price.
-        total = self.total_paid.read(order, currency, at)
-        shipping = (
-            self.shipping_fee.read(order, currency, at, required=False) if self.shipping_fee else 0
-        )
-        shares = money.allocate(
-            max(total - shipping, 0), [ln.unit_price_fen * ln.quantity for ln in lines]
-        )
-        return tuple(replace(ln, paid_fen=share) for ln, share in zip(lines, shares, strict=True))
+            raise TranslationError(f.path(at, text), "missing")
+        raw = _raw(found[0][0])
+        status = statuses.get(raw, default)
+        if status is None:
+            raise TranslationError(found[0][1], f"unknown {channel} status {raw!r}")
+        return raw, status
 
-    def _line(self, item: f.Obj, at: str, currency: str) -> OrderLine:
-        spec = self.lines
-        quantities = spec.quantity.located(item, at)
-        if not quantities:
-            raise TranslationError(f.path(at, spec.quantity.text), "missing")
-        native = spec.native_sku_id.read(item, at) if spec.native_sku_id else ""
-        code = spec.sku.read(item, at) or native
-        if not code:
-            raise TranslationError(at, "no SKU code in any of the mapped fields")
-        kind, state = spec.after_sale.read(item, at)
-        return OrderLine(
-            platform_line_id=spec.line_id.read(item, at),
-            platform_sku_id=code,
-            title=spec.title.read(item, at, " ") if spec.title else "",
-            quantity=_quantity(*quantities[0]),
-            unit_price_fen=spec.unit_price.read(item, currency, at),
-            paid_fen=spec.paid.read(item, currency, at) if spec.paid else 0,
-            after_sale_type=kind,
-            after_sale_state=state,
-            native_sku_id=native,
-        )
-
-    def _recipient(self, order: f.Obj, at: str) -> Recipient:
-        values = {name: spec.read(order, at, " ") for name, spec in self.recipient.items()}
-        protected = self.pii_protected
-        if protected is None:
-            protected = any(
-                f.looks_protected(values.get(k, "")) for k in ("name", "phone", "address")
-            )
-        return Recipient(**values, pii_protected=protected)
+    return read
 
 
 def _quantity(value: Any, at: str) -> int:
@@ -516,6 +726,116 @@ def _quantity(value: Any, at: str) -> int:
     if number <= 0:
         raise TranslationError(at, f"quantity must be positive, got {number}")
     return number
+
+
+def _lines_reader(
+    spec: LineMapping, total_paid: MoneyField, shipping_fee: MoneyField | None
+) -> Callable[[f.Obj, str, int], tuple[OrderLine, ...]]:
+    """The order's lines; without a per-line paid amount, the goods total split by list
+    price."""
+    lines_path = spec.path
+    read_line = _line_reader(spec)
+    split = spec.paid is None
+    total = total_paid.reader()
+    shipping = shipping_fee.reader(required=False) if shipping_fee else None
+
+    def read(order: f.Obj, at: str, places: int) -> tuple[OrderLine, ...]:
+        found = lines_path.located(order, at)
+        if not found:
+            raise TranslationError(f.path(at, lines_path.text), "an order without lines")
+        drafts = [read_line(f.as_object(item, where), where, places) for item, where in found]
+        if not split:
+            return tuple(_order_line(draft, draft[5]) for draft in drafts)
+        # No per-line paid amount: split the goods part of the total by list price.
+        goods = total(order, places, at) - (shipping(order, places, at) if shipping else 0)
+        shares = money.allocate(max(goods, 0), [d[3] * d[4] for d in drafts])
+        return tuple(_order_line(draft, share) for draft, share in zip(drafts, shares, strict=True))
+
+    return read
+
+
+#: A line as read: id, SKU code, title, quantity, unit price, paid (0 when the order's
+#: total is to be split), after-sale type, native SKU id, after-sale state.
+_Draft = tuple[str, str, str, int, int, int, AfterSaleType, str, AfterSaleState]
+
+
+def _order_line(draft: _Draft, paid: int) -> OrderLine:
+    line_id, code, title, quantity, unit_price, _, kind, native, state = draft
+    return OrderLine(
+        platform_line_id=line_id,
+        platform_sku_id=code,
+        title=title,
+        quantity=quantity,
+        unit_price_fen=unit_price,
+        paid_fen=paid,
+        after_sale_type=kind,
+        after_sale_state=state,
+        native_sku_id=native,
+    )
+
+
+def _line_reader(spec: LineMapping) -> Callable[[f.Obj, str, int], _Draft]:
+    """One line's fields, read in a fixed order (the same field is reported first)."""
+    quantity_text = spec.quantity.text
+    quantity_get = spec.quantity.getter() if spec.quantity.simple else None
+    quantity_path = spec.quantity
+    native_sku = spec.native_sku_id.reader() if spec.native_sku_id else _no_text
+    sku = spec.sku.reader()
+    after_sale = spec.after_sale.reader()
+    line_id = spec.line_id.reader()
+    title = spec.title.reader(" ") if spec.title else _no_text
+    unit_price = spec.unit_price.reader()
+    paid = spec.paid.reader() if spec.paid else None
+
+    def read(item: f.Obj, at: str, places: int) -> _Draft:
+        if quantity_get is not None:
+            count = quantity_get(item, at)
+            if count is None:
+                raise TranslationError(f.path(at, quantity_text), "missing")
+            count_at = ""
+        else:
+            counts = quantity_path.located(item, at)
+            if not counts:
+                raise TranslationError(f.path(at, quantity_text), "missing")
+            count, count_at = counts[0]
+        native = native_sku(item, at)
+        code = sku(item, at) or native
+        if not code:
+            raise TranslationError(at, "no SKU code in any of the mapped fields")
+        kind, state = after_sale(item, at)
+        platform_line_id = line_id(item, at)
+        name = title(item, at)
+        if type(count) is not int or count <= 0:
+            count = _quantity(count, count_at or f.path(at, quantity_text))
+        return (
+            platform_line_id,
+            code,
+            name,
+            count,
+            unit_price(item, places, at),
+            paid(item, places, at) if paid else 0,
+            kind,
+            native,
+            state,
+        )
+
+    return read
+
+
+def _recipient_reader(
+    fields: Mapping[str, TextField], pii_protected: bool | None
+) -> Callable[[f.Obj, str], Recipient]:
+    readers = tuple((name, spec.reader(" ")) for name, spec in fields.items())
+    checked = tuple(name for name in ("name", "phone", "address") if name in fields)
+
+    def read(order: f.Obj, at: str) -> Recipient:
+        values = {name: reader(order, at) for name, reader in readers}
+        protected = pii_protected
+        if protected is None:
+            protected = any(f.looks_protected(values[k]) for k in checked)
+        return Recipient(**values, pii_protected=protected)
+
+    return read
 
 
 # --------------------------------------------------------------------------- loading

@@ -28,8 +28,8 @@ _CODE = re.compile(r"[A-Z]{3}")
 _DECIMAL = re.compile(r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)")
 _INTEGER = re.compile(r"[+-]?[0-9]+")
 _LIMIT = 2**63  # amounts travel as int64 in the proto
-#: The common case, read without Decimal: "29.90", "199", "-5.5" (at most 15 whole digits).
-_PLAIN = re.compile(r"(-?)([0-9]{1,15})(?:\.([0-9]*))?")
+#: 10 ** places (a currency's exponent is 0, 2, 3 or 4).
+_SCALE = tuple(10**places for places in range(19))
 _ONE = Decimal(1)
 
 
@@ -74,15 +74,44 @@ def _bounded(minor: int, value: object) -> int:
 
 def major_to_minor(value: object, currency: str = "CNY") -> int:
     """An amount in major units (yuan, dollars) as a string or number → minor units."""
-    places = exponent(currency)
+    return major_in_places(value, exponent(currency))
+
+
+def major_in_places(value: object, places: int) -> int:
+    """:func:`major_to_minor` for a currency whose :func:`exponent` is already known."""
+    minor: int
+    if type(value) is int:  # whole major units: exact, only the range to check
+        minor = value * _SCALE[places]
+        if -_LIMIT < minor < _LIMIT:
+            return minor
+        raise MoneyError(f"amount out of range: {value!r}")
     # JSON numbers arrive as Decimal: their text is the digits the platform wrote.
-    text = value if type(value) is str else str(value) if type(value) is Decimal else None
-    if text is not None and (plain := _PLAIN.fullmatch(text.strip())):
-        sign, whole, fraction = plain.group(1), plain.group(2), plain.group(3) or ""
-        fraction = fraction.rstrip("0")
-        if len(fraction) <= places:  # exact in minor units: integer arithmetic suffices
-            minor: int = int(whole) * 10**places + int(fraction.ljust(places, "0") or "0")
-            return -minor if sign else minor
+    if type(value) is str:
+        text = value.strip()
+    elif type(value) is Decimal:
+        text = str(value)
+    else:
+        text = ""
+    if text:
+        # The common case without Decimal: "29.90", "199", "-5.5" (at most 15 whole
+        # digits); anything else (a sign other than "-", exponents, other digits) goes on.
+        whole, _, fraction = text.partition(".")
+        negative = whole[:1] == "-"
+        if negative:
+            whole = whole[1:]
+        if (
+            0 < len(whole) <= 15
+            and whole.isascii()
+            and whole.isdigit()
+            and (not fraction or (fraction.isascii() and fraction.isdigit()))
+        ):
+            fraction = fraction.rstrip("0")
+            short = places - len(fraction)
+            if short >= 0:  # exact in minor units: integer arithmetic suffices
+                minor = int(whole) * _SCALE[places]
+                if fraction:
+                    minor += int(fraction) * _SCALE[short]
+                return -minor if negative else minor
     number = _decimal(value)
     try:
         scaled = number.scaleb(places).quantize(_ONE, rounding=ROUND_HALF_UP)
@@ -119,6 +148,8 @@ def allocate(total: int, weights: Sequence[int]) -> list[int]:
         return []
     if total < 0:
         raise MoneyError(f"cannot allocate a negative total: {total}")
+    if len(weights) == 1:
+        return [total]
     basis = [max(w, 0) for w in weights]
     whole = sum(basis)
     if whole == 0:
@@ -126,7 +157,8 @@ def allocate(total: int, weights: Sequence[int]) -> list[int]:
         whole = len(weights)
     parts = [total * w // whole for w in basis]
     rest = total - sum(parts)
-    order = sorted(range(len(basis)), key=lambda i: (-(total * basis[i] % whole), i))
-    for i in order[:rest]:
-        parts[i] += 1
+    if rest:
+        order = sorted(range(len(basis)), key=lambda i: (-(total * basis[i] % whole), i))
+        for i in order[:rest]:
+            parts[i] += 1
     return parts

@@ -12,6 +12,7 @@ different code tables (:func:`after_sale`).
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any, Literal
 
 from adapters import fields as f
@@ -44,6 +45,9 @@ _STATUS_FIELDS = (
     "refund_status",
     "after_sales_status",
 )
+#: ``platform_status`` when every status field is there: ``order_status=1;confirm_status=1;…``
+_ALL_CODES = ";".join(f"{name}={{}}" for name in _STATUS_FIELDS)
+_PLACES = money.exponent(CURRENCY)
 
 #: ``after_sales_status`` (on the order and on after-sale records) → kind and progress.
 #: The kind is only named where the status says it (退货退款, 维修, 补寄); a plain refund
@@ -91,25 +95,39 @@ Table = Literal["list", "information"]
 def translate(payload: Any, shop_id: str) -> PlatformOrder:
     """An order information/list response (or the bare order_info) → the unified order."""
     root = f.as_object(payload, "payload")
-    f.platform_error(root)
-    order, at = f.unwrap(root, _ENVELOPES)
-    codes = {name: f.integer(order, name, at, required=False) for name in _STATUS_FIELDS}
+    if root.get("error_response") is not None:
+        f.platform_error(root)
+    order, at = _unwrap(root)
+    get = order.get
+    # Each value is read once, the common shapes inline; anything else goes through the
+    # field readers, which give the same value or the error naming the field.
+    codes = []
+    for name in _STATUS_FIELDS:
+        code = get(name)
+        if code is not None and type(code) is not int:
+            code = f.integer(order, name, at, required=False)
+        codes.append(code)
+    order_status, confirm, group, risk, _, after_sales = codes
     paid_at = f.beijing_time(order, "pay_time", at)
-    status = _status(codes, paid_at is not None, at)
-    kind, state = _order_after_sale(codes, at)
-    total = f.major(order, "pay_amount", at, CURRENCY)
-    shipping = f.major(order, "postage", at, CURRENCY, required=False)
-    fees_at = f.path(at, "service_fee_detail")
-    fees = sum(
-        f.major(fee, "service_fee", f.path(fees_at, i), CURRENCY, required=False)
-        for i, fee in enumerate(f.objects(order, "service_fee_detail", at))
-    )
-    items_at = f.path(at, "item_list")
+    status = _status(order_status, confirm, group, risk, paid_at is not None, at)
+    kind, state = _order_after_sale(after_sales, order_status)
+    total = _yuan(get("pay_amount"))
+    if total is None:
+        total = f.major(order, "pay_amount", at, CURRENCY)
+    shipping = _yuan(get("postage"))
+    if shipping is None:
+        shipping = f.major(order, "postage", at, CURRENCY, required=False)
+    fees = 0
+    if get("service_fee_detail") is not None:
+        fees_at = f.path(at, "service_fee_detail")
+        for i, fee in enumerate(f.objects(order, "service_fee_detail", at)):
+            fees += f.major(fee, "service_fee", f.path(fees_at, i), CURRENCY, required=False)
     items = f.objects(order, "item_list", at, required=True)
     if not items:
         f.fail(at, "item_list", "an order without items")
-    drafts = [_line(item, f.path(items_at, i)) for i, item in enumerate(items)]
-    paid = money.allocate(max(total - shipping - fees, 0), [d[3] * d[4] for d in drafts])
+    drafts = [_line(item, at, i) for i, item in enumerate(items)]
+    goods = max(total - shipping - fees, 0)
+    paid = money.allocate(goods, [d[3] * d[4] for d in drafts])
     seen: dict[str, int] = {}
     lines = []
     for (native, code, title, qty, price), part in zip(drafts, paid, strict=True):
@@ -129,15 +147,28 @@ def translate(payload: Any, shop_id: str) -> PlatformOrder:
                 native_sku_id=native,
             )
         )
+    order_sn = get("order_sn")
+    if type(order_sn) is str and order_sn.strip():
+        order_sn = order_sn.strip()
+    else:
+        order_sn = f.ident(order, "order_sn", at)
+    if None in codes:
+        platform_status = ";".join(
+            f"{k}={v}" for k, v in zip(_STATUS_FIELDS, codes, strict=True) if v is not None
+        )
+    else:
+        platform_status = _ALL_CODES.format(*codes)
+    buyer_note = _text(order, "buyer_memo", at)
+    seller_note = _text(order, "remark", at)
     return PlatformOrder(
         platform=PLATFORM,
         shop_id=shop_id,
-        platform_order_id=f.ident(order, "order_sn", at),
-        platform_status=";".join(f"{k}={v}" for k, v in codes.items() if v is not None),
+        platform_order_id=order_sn,
+        platform_status=platform_status,
         status=status,
         after_sale_type=kind,
-        buyer_note=f.text(order, "buyer_memo", at),
-        seller_note=f.text(order, "remark", at),
+        buyer_note=buyer_note,
+        seller_note=seller_note,
         recipient=_recipient(order, at),
         lines=tuple(lines),
         shipping_fee_fen=shipping,
@@ -149,15 +180,44 @@ def translate(payload: Any, shop_id: str) -> PlatformOrder:
     )
 
 
-def _status(codes: dict[str, int | None], paid: bool, at: str) -> OrderStatus:
+def _unwrap(root: f.Obj) -> tuple[f.Obj, str]:
+    """The order and its path: ``order_info.get``'s envelope at once, else every envelope."""
+    response = root.get("order_info_get_response")
+    if type(response) is dict:
+        order = response.get("order_info")
+        if type(order) is dict:
+            return order, "order_info_get_response.order_info"
+    return f.unwrap(root, _ENVELOPES)
+
+
+def _yuan(value: object) -> int | None:
+    """Yuan (a JSON number or a plain decimal string) → fen; None for anything else.
+
+    ``None`` sends the caller to :func:`adapters.fields.major`, which reads absent and
+    unusual values and names the field in its error.
+    """
+    kind = type(value)
+    if kind is Decimal or kind is int or kind is str:
+        try:
+            return money.major_in_places(value, _PLACES)
+        except money.MoneyError:
+            return None
+    return None
+
+
+def _status(
+    shipping: int | None,
+    confirm: int | None,
+    group: int | None,
+    risk: int | None,
+    paid: bool,
+    at: str,
+) -> OrderStatus:
     """The lifecycle status; paid and ready means 成交, 成团 and not under risk review."""
-    confirm = codes["confirm_status"]
-    group = codes["group_status"]
     if confirm == 2 or group == 2:  # 已取消, or 团失败 (the platform voids and refunds)
         return OrderStatus.CANCELLED
     if confirm not in (None, 0, 1):
         f.fail(at, "confirm_status", f"unknown PDD confirm status {confirm}")
-    shipping = codes["order_status"]
     if shipping is None:
         f.fail(at, "order_status", "missing")
     if shipping == 2:
@@ -168,54 +228,98 @@ def _status(codes: dict[str, int | None], paid: bool, at: str) -> OrderStatus:
         f.fail(at, "order_status", f"unknown PDD order status {shipping}")
     if confirm == 0:  # 未成交: unpaid, or paid while the group is still forming
         return OrderStatus.ON_HOLD if paid else OrderStatus.PENDING_PAYMENT
-    if group == 0 or codes["risk_control_status"] == 1:
+    if group == 0 or risk == 1:
         return OrderStatus.ON_HOLD
     return OrderStatus.PAID
 
 
 def _order_after_sale(
-    codes: dict[str, int | None], at: str
+    status: int | None, shipping: int | None
 ) -> tuple[AfterSaleType, AfterSaleState]:
-    status = codes["after_sales_status"]
     if status is None:
         return AfterSaleType.NONE, AfterSaleState.NONE
     # An unknown status is read as an after-sale of unknown kind still open: hold, don't guess.
     kind, state = AFTER_SALES_STATUS.get(status, (AfterSaleType.OTHER, AfterSaleState.OPEN))
-    if kind is AfterSaleType.OTHER and codes["order_status"] == 1 and status in (4, 5, 10):
+    if kind is AfterSaleType.OTHER and shipping == 1 and status in (4, 5, 10):
         # A refund on an order that never shipped cannot take goods back.
         kind = AfterSaleType.REFUND_ONLY
     return kind, state
 
 
-def _line(item: f.Obj, at: str) -> tuple[str, str, str, int, int]:
-    native = f.ident(item, "sku_id", at)
-    return (
-        native,
-        f.text(item, "outer_id", at) or native,
-        f.text(item, "goods_name", at),
-        f.quantity(item, "goods_count", at),
-        f.major(item, "goods_price", at, CURRENCY),
-    )
+def _line(item: f.Obj, order_at: str, i: int) -> tuple[str, str, str, int, int]:
+    """One item: (SKU id, SKU code, title, quantity, list price in fen).
+
+    The item's path (for an error) is only worked out when a value is not the usual shape.
+    """
+    get = item.get
+    native = get("sku_id")
+    if type(native) is str and native.strip():
+        native = native.strip()
+    elif type(native) is int:
+        native = str(native)
+    else:
+        native = f.ident(item, "sku_id", _item_at(order_at, i))
+    code = get("outer_id")
+    if type(code) is str:
+        code = code.strip()
+    elif code is not None:
+        code = f.text(item, "outer_id", _item_at(order_at, i))
+    title = get("goods_name")
+    if type(title) is str:
+        title = title.strip()
+    else:
+        title = "" if title is None else f.text(item, "goods_name", _item_at(order_at, i))
+    qty = get("goods_count")
+    if type(qty) is not int or qty <= 0:
+        qty = f.quantity(item, "goods_count", _item_at(order_at, i))
+    price = _yuan(get("goods_price"))
+    if price is None:
+        price = f.major(item, "goods_price", _item_at(order_at, i), CURRENCY)
+    return native, code or native, title, qty, price
+
+
+def _item_at(order_at: str, i: int) -> str:
+    return f.path(f.path(order_at, "item_list"), i)
+
+
+def _text(m: f.Obj, key: str, at: str) -> str:
+    """:func:`adapters.fields.text` with a plain string read inline."""
+    value = m.get(key)
+    if type(value) is str:
+        return value.strip()
+    return "" if value is None else f.text(m, key, at)
+
+
+def _first(order: f.Obj, keys: tuple[str, ...], at: str) -> str:
+    """:func:`adapters.fields.first_text` with plain strings read inline."""
+    for key in keys:
+        value = _text(order, key, at)
+        if value:
+            return value
+    return ""
+
+
+_NAMES = ("receiver_name", "receiver_name_mask")
+_PHONES = ("receiver_phone", "receiver_phone_mask")
+_ADDRESSES = ("receiver_address", "address", "receiver_address_mask", "address_mask")
+_MASKS = ("receiver_name_mask", "receiver_phone_mask", "receiver_address_mask", "address_mask")
 
 
 def _recipient(order: f.Obj, at: str) -> Recipient:
-    name = f.first_text(order, ("receiver_name", "receiver_name_mask"), at)
-    phone = f.first_text(order, ("receiver_phone", "receiver_phone_mask"), at)
-    address = f.first_text(
-        order, ("receiver_address", "address", "receiver_address_mask", "address_mask"), at
-    )
-    masks = ("receiver_name_mask", "receiver_phone_mask", "receiver_address_mask", "address_mask")
-    protected = any(f.text(order, key, at) for key in masks) or any(
+    name = _first(order, _NAMES, at)
+    phone = _first(order, _PHONES, at)
+    address = _first(order, _ADDRESSES, at)
+    protected = any(_text(order, key, at) for key in _MASKS) or any(
         f.looks_protected(v) for v in (name, phone, address)
     )
     return Recipient(
         name=name,
         phone=phone,
-        province=f.text(order, "province", at),
-        city=f.text(order, "city", at),
-        district=f.text(order, "town", at),
+        province=_text(order, "province", at),
+        city=_text(order, "city", at),
+        district=_text(order, "town", at),
         address=address,
-        country=f.text(order, "country", at),
+        country=_text(order, "country", at),
         pii_protected=protected,
     )
 

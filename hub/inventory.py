@@ -472,15 +472,21 @@ class Inventory:
         return await self._where_now(result)
 
     async def move_holds(
-        self, order_id: str, moves: dict[int, str], *, why: str = "routing"
+        self,
+        order_id: str,
+        moves: dict[int, str],
+        *,
+        why: str = "routing",
+        hold: Reservation | None = None,
     ) -> Reservation:
         """Move whole held lines (line number → warehouse) and answer where the hold is now.
 
         Each shard moves its lines all or none, so a line is never half moved and its stock
         is never let go in between; lines of other shards may move or not on their own
-        (the answer says where each line is).
+        (the answer says where each line is). ``hold``, when the caller has just read it,
+        saves reading it again.
         """
-        reservation = await self.get_reservation(order_id)
+        reservation = hold if hold is not None else await self.get_reservation(order_id)
         if reservation.status is not ReservationStatus.HELD:
             raise ReservationClosed(
                 f"order {order_id}'s hold is {reservation.status.value.lower()}",
@@ -503,10 +509,21 @@ class Inventory:
             return_exceptions=True,
         )
         failures = [r for r in results if isinstance(r, BaseException)]
-        moved = await self.get_reservation(order_id)
         if failures and len(failures) == len(results):
             raise failures[0]
-        return moved
+        # Each shard that answered says where all of its lines of the order are now.
+        where = {
+            ln.line_no: ln.warehouse_id
+            for part in results
+            if isinstance(part, list)
+            for ln in part
+            if isinstance(ln, ReservedLine)
+        }
+        lines = tuple(
+            replace(ln, warehouse_id=where.get(ln.line_no, ln.warehouse_id))
+            for ln in reservation.lines
+        )
+        return replace(reservation, lines=lines)
 
     async def _where_now(self, reservation: Reservation) -> Reservation:
         """The reservation with each line's current warehouse.

@@ -33,6 +33,9 @@ from datetime import time as dtime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import Connection
+
+from hub.batching import Batcher
 from hub.domain.geo import province_of
 from hub.domain.intake import REVIEW
 from hub.domain.inventory import (
@@ -62,12 +65,20 @@ from hub.domain.routing_rules import RuleSet, default_rules, parse_rules
 from hub.events import ROUTING_CAUSE
 from hub.inventory import Inventory, LineInput, ShardUnavailable
 from hub.lanes import LaneHealthBoard
-from hub.store.master_data import MasterData
-from hub.store.orders import OrderStore, StoredOrder
-from hub.store.routing import RoutedShipment, RoutingStore, StoredRules, write_routing
+from hub.store.master_data import Carrier, MasterData, Warehouse
+from hub.store.orders import OrderStore, OrderWrite, StoredOrder
+from hub.store.routing import RoutedShipment, RoutingStore, StoredRules, write_routings
 
 log = logging.getLogger("orderhub.routing")
 
+#: Orders routed at the same time by one background pass (each mostly waits on the
+#: database and the actors, so several in flight keep up with intake).
+ROUTE_CONCURRENCY = 256
+#: How long a read of today's orders per warehouse is used (this process's own routings
+#: count at once; other processes' at the next read).
+LOAD_TTL_S = 1.0
+#: How long master data read for routing (warehouses, carriers) is used before reading again.
+MASTER_TTL_S = 2.0
 #: How long a read of the warehouses' backlog is used, and how many days back it looks.
 BACKLOG_TTL_S = 10.0
 BACKLOG_DAYS = 14
@@ -137,6 +148,7 @@ class Router:
         self.store = store
         self._orders = orders
         self._md = master_data
+        self._master = _MasterCache(master_data)
         self._inventory = inventory
         self._lanes = lanes
         self._tz = ZoneInfo(day_tz)
@@ -152,6 +164,10 @@ class Router:
         self._busy: set[str] = set()
         self._background: set[asyncio.Task[None]] = set()
         self._backlog_cache: tuple[date, float, dict[str, int]] | None = None
+        self._load_cache: tuple[str, float, dict[str, int]] | None = None
+        # Concurrent routings share their database rounds: one read, one write each.
+        self._gets: Batcher[str, StoredOrder | None] = Batcher(orders.get_many)
+        self._saves: Batcher[_Save, StoredOrder | None] = Batcher(self._write_routed)
         lanes.on_transitions(self._lanes_changed)
 
     # ------------------------------------------------------------------ lifecycle
@@ -275,7 +291,7 @@ class Router:
             raise RoutingRefused("order_id is required")
         pinned = False
         for attempt in range(4):
-            stored = await asyncio.to_thread(self._orders.get, order_id)
+            stored = await self._gets.submit(order_id)
             if stored is None:
                 raise OrderNotFound(f"no order {order_id!r}")
             self._check_routable(stored)
@@ -372,7 +388,7 @@ class Router:
         if not moves:
             return False
         try:
-            now = await self._inventory.move_holds(key, moves, why=ROUTING_CAUSE)
+            now = await self._inventory.move_holds(key, moves, why=ROUTING_CAUSE, hold=hold)
         except (InsufficientStock, ShardUnavailable) as err:
             raise _Retry(str(err)) from err
         placed = {line.line_no: line.warehouse_id for line in now.lines}
@@ -417,17 +433,36 @@ class Router:
             "trace": [f"[{t.step}] {t.detail}" for t in decision.trace],
         }
         summary = ", ".join(f"{s.warehouse_id}/{s.carrier}" for s in decision.shipments)
-        written = await asyncio.to_thread(
-            self._orders.change,
-            stored,
-            actor=actor,
-            events=[Change("routed", f"{summary}{'; ' + why if why else ''}")],
-            order=replace(stored.order, status=target) if target is not status else None,
-            details=details,
-            also=lambda conn: write_routing(conn, stored.order_id, rows),
+        written = await self._saves.submit(
+            _Save(
+                OrderWrite(
+                    stored,
+                    actor=actor,
+                    events=[Change("routed", f"{summary}{'; ' + why if why else ''}")],
+                    order=replace(stored.order, status=target) if target is not status else None,
+                    details=details,
+                ),
+                rows,
+            )
         )
         if written is None:
             raise _Retry("the order changed while it was being routed")
+        self._count_routed(day, {s.warehouse_id for s in decision.shipments})
+
+    def _write_routed(self, saves: Sequence[_Save]) -> list[StoredOrder | None]:
+        """Many routed orders, their parcels and their warehouses' counts: one transaction."""
+
+        def parcels(conn: Connection, written: list[StoredOrder | None]) -> None:
+            write_routings(
+                conn,
+                [
+                    (x.write.current.order_id, x.parcels)
+                    for x, done in zip(saves, written, strict=True)
+                    if done is not None
+                ],
+            )
+
+        return self._orders.change_many([x.write for x in saves], then=parcels)
 
     async def _route_lines(self, lines: Sequence[tuple[str, int]]) -> tuple[RouteLine, ...]:
         weights = await self._weights_of(sorted({s for s, _ in lines}))
@@ -443,6 +478,23 @@ class Router:
         if len(self._weights) > 100_000:
             self._weights.clear()
         return {s: self._weights[s] for s in skus}
+
+    async def _load(self, day: str) -> dict[str, int]:
+        """Orders routed to each warehouse on ``day``: read at most every ``LOAD_TTL_S``,
+        counting this process's own routings since at once (others' show at the next read).
+        """
+        now = time.monotonic()
+        cached = self._load_cache
+        if cached is None or cached[0] != day or now - cached[1] > LOAD_TTL_S:
+            cached = (day, now, await asyncio.to_thread(self.store.load, day))
+            self._load_cache = cached
+        return cached[2]
+
+    def _count_routed(self, day: str, warehouse_ids: set[str]) -> None:
+        cached = self._load_cache
+        if cached is not None and cached[0] == day:
+            for w in warehouse_ids:
+                cached[2][w] = cached[2].get(w, 0) + 1
 
     async def _backlog(self, day: date) -> dict[str, int]:
         """Each warehouse's carry-over into ``day`` (see ``WarehouseState.backlog``).
@@ -478,11 +530,14 @@ class Router:
         """
         today = datetime.now(self._tz).date()
         warehouses, load, levels, backlog = await asyncio.gather(
-            asyncio.to_thread(self._md.warehouses),
-            asyncio.to_thread(self.store.load, today.isoformat()),
+            self._master.warehouses(),
+            self._load(today.isoformat()),
             asyncio.gather(*(self._inventory.availability(s) for s in skus)),
             self._backlog(today),
         )
+        known = {w.warehouse_id for w in warehouses}
+        if any(v.warehouse_id not in known for views in levels for v in views):
+            warehouses = await self._master.warehouses(fresh=True)  # one added since
         atp: dict[str, dict[str, int]] = {w.warehouse_id: {} for w in warehouses}
         if pinned:
             held = {w for _, w in (own or {})}
@@ -513,7 +568,7 @@ class Router:
 
         A carrier master data does not list is still quoted: the rate cards name it.
         """
-        carriers = await asyncio.to_thread(self._md.carriers)
+        carriers = await self._master.carriers()
         off = frozenset(c.carrier_id for c in carriers if not c.active)
         if not off:
             return self._providers
@@ -524,31 +579,37 @@ class Router:
     async def reroute(
         self, order_ids: Sequence[str], why: str, *, review_failures: bool = False
     ) -> int:
-        """Route unshipped orders (again); how many were routed.
+        """Route unshipped orders (again), ``ROUTE_CONCURRENCY`` at a time; how many were routed.
 
         With ``review_failures`` an order that cannot be routed at all (its destination is
         unknown, no carrier serves it) goes to review saying why, so it is not tried again
         and again; otherwise it keeps the routing it has.
         """
-        done = 0
-        for order_id in order_ids:
+        gate = asyncio.Semaphore(ROUTE_CONCURRENCY)
+
+        async def one(order_id: str) -> bool:
             if order_id in self._busy:
-                continue
+                return False
             self._busy.add(order_id)
             try:
-                await self.route_order(order_id, why=why)
-                done += 1
+                async with gate:
+                    await self.route_order(order_id, why=why)
+                return True
             except (RoutingRefused, OrderNotFound):
-                continue  # shipped, cancelled or in review meanwhile: nothing to do
+                return False  # shipped, cancelled or in review meanwhile: nothing to do
             except NoRoute as err:
                 log.warning("order %s could not be routed (%s): %s", order_id, why, err)
                 if review_failures:
                     await self._send_to_review(order_id, f"NOT_ROUTED: {err}")
+                return False
             except (InventoryError, ShardUnavailable) as err:
                 log.warning("order %s could not be routed (%s): %s", order_id, why, err)
+                return False
             finally:
                 self._busy.discard(order_id)
-        return done
+
+        done = await asyncio.gather(*(one(o) for o in dict.fromkeys(order_ids)))
+        return sum(done)
 
     async def _send_to_review(self, order_id: str, reason: str) -> None:
         stored = await asyncio.to_thread(self._orders.get, order_id)
@@ -597,7 +658,7 @@ class Router:
         """Route the newest orders of warehouses beyond today's capacity elsewhere."""
         day = datetime.now(self._tz).date().isoformat()
         warehouses, load = await asyncio.gather(
-            asyncio.to_thread(self._md.warehouses), asyncio.to_thread(self.store.load, day)
+            self._master.warehouses(), asyncio.to_thread(self.store.load, day)
         )
         done = 0
         for w in warehouses:
@@ -633,6 +694,37 @@ class Router:
                 await self.rebalance_capacity()
             except Exception:  # the database is away: the next pass tries again
                 log.exception("background routing pass failed")
+
+
+@dataclass(frozen=True, slots=True)
+class _Save:
+    """A routed order waiting to be written with its parcels."""
+
+    write: OrderWrite
+    parcels: Sequence[RoutedShipment]
+
+
+class _MasterCache:
+    """Warehouses and carriers for routing, read at most every ``MASTER_TTL_S``."""
+
+    def __init__(self, master_data: MasterData) -> None:
+        self._md = master_data
+        self._warehouses: tuple[float, list[Warehouse]] | None = None
+        self._carriers: tuple[float, list[Carrier]] | None = None
+
+    async def warehouses(self, *, fresh: bool = False) -> list[Warehouse]:
+        """Every warehouse (a copy read within the last ``MASTER_TTL_S``, unless ``fresh``)."""
+        now = time.monotonic()
+        if fresh or self._warehouses is None or now - self._warehouses[0] > MASTER_TTL_S:
+            self._warehouses = (now, await asyncio.to_thread(self._md.warehouses))
+        return self._warehouses[1]
+
+    async def carriers(self) -> list[Carrier]:
+        """Every carrier (a copy read within the last ``MASTER_TTL_S``)."""
+        now = time.monotonic()
+        if self._carriers is None or now - self._carriers[0] > MASTER_TTL_S:
+            self._carriers = (now, await asyncio.to_thread(self._md.carriers))
+        return self._carriers[1]
 
 
 class _Retry(Exception):

@@ -65,6 +65,23 @@ class NewOrder:
 
 
 @dataclass(frozen=True, slots=True)
+class OrderWrite:
+    """One order's next version, as :meth:`OrderStore.change_many` writes it."""
+
+    current: StoredOrder
+    actor: str
+    events: Sequence[Change]
+    order: PlatformOrder | None = None
+    details: dict[str, Any] | None = None
+
+    def values(self) -> dict[str, Any]:
+        """The columns this write changes."""
+        if self.order is None:
+            return {}
+        return {"document": to_json(self.order), "status": self.order.status.value}
+
+
+@dataclass(frozen=True, slots=True)
 class OrderEvent:
     """One recorded change of an order."""
 
@@ -331,6 +348,71 @@ class OrderStore:
         with self._engine.connect() as conn:
             row = conn.execute(select(t).where(t.c.order_id == order_id)).first()
         return None if row is None else _stored(row)
+
+    def get_many(self, order_ids: Sequence[str]) -> list[StoredOrder | None]:
+        """Orders by the hub's ids, in order (None for an unknown id), in one query."""
+        t = schema.orders
+        with self._engine.connect() as conn:
+            rows = conn.execute(select(t).where(t.c.order_id.in_(list(set(order_ids)))))
+            found = {r.order_id: _stored(r) for r in rows}
+        return [found.get(order_id) for order_id in order_ids]
+
+    def change_many(
+        self,
+        writes: Sequence[OrderWrite],
+        *,
+        then: Callable[[Connection, list[StoredOrder | None]], None] | None = None,
+    ) -> list[StoredOrder | None]:
+        """Write the next version of many orders in one transaction, with their events.
+
+        Each answer is the written order, or None when that order changed meanwhile (it
+        is left as it is; the others are written). ``then`` writes more in the same
+        transaction, told which orders were written (e.g. their routing).
+        """
+        t = schema.orders
+        now = datetime.now(UTC)
+        written: list[StoredOrder | None] = []
+        logged: list[_Logged] = []
+        with self._engine.begin() as conn:
+            done_ids: list[str] = []
+            for w in writes:
+                values = w.values()
+                done = conn.execute(
+                    update(t)
+                    .where(t.c.order_id == w.current.order_id, t.c.version == w.current.version)
+                    .values(**values, changed_at=now, version=w.current.version + 1)
+                )
+                if done.rowcount != 1:
+                    done_ids.append("")
+                    continue
+                done_ids.append(w.current.order_id)
+            ids = [i for i in done_ids if i]
+            rows = {}
+            if ids:
+                rows = {
+                    r.order_id: _stored(r)
+                    for r in conn.execute(select(t).where(t.c.order_id.in_(ids)))
+                }
+            for w, order_id in zip(writes, done_ids, strict=True):
+                if not order_id:
+                    written.append(None)
+                    continue
+                stored = rows[order_id]
+                written.append(stored)
+                logged.append(
+                    _Logged(
+                        stored,
+                        w.current.order,
+                        w.current.queue,
+                        tuple(w.events),
+                        w.actor,
+                        w.details or {},
+                    )
+                )
+            _write_events(conn, logged, now)
+            if then is not None:
+                then(conn, written)
+        return written
 
     def listing(
         self,

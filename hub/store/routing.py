@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, delete, func, or_, select, update
+from sqlalchemy import Connection, Engine, case, delete, func, or_, select, update
 
 from hub.events import OutboxMessage
 from hub.store import schema
@@ -259,29 +259,54 @@ class RoutingStore:
 
 def write_routing(conn: Connection, order_id: str, shipments: Sequence[RoutedShipment]) -> None:
     """Replace an order's parcels and move its count between warehouses, in the caller's txn."""
+    write_routings(conn, [(order_id, shipments)])
+
+
+def write_routings(
+    conn: Connection, routings: Sequence[tuple[str, Sequence[RoutedShipment]]]
+) -> None:
+    """Replace many orders' parcels and move their counts between warehouses.
+
+    The warehouses' day counts change last, in key order, so concurrent writers lock
+    those rows in the same order and cannot deadlock.
+    """
+    if not routings:
+        return
     t = schema.routed_shipments
-    old = [_shipment(r) for r in conn.execute(select(t).where(t.c.order_id == order_id))]
-    before = {(s.day, s.warehouse_id) for s in old}
-    after = {(s.day, s.warehouse_id) for s in shipments}
-    conn.execute(delete(t).where(t.c.order_id == order_id))
-    if shipments:
-        conn.execute(t.insert(), [_shipment_row(s) for s in shipments])
+    order_ids = [order_id for order_id, _ in routings]
+    old: dict[str, set[tuple[str, str]]] = {order_id: set() for order_id in order_ids}
+    for r in conn.execute(
+        select(t.c.order_id, t.c.day, t.c.warehouse_id).where(t.c.order_id.in_(order_ids))
+    ):
+        old[r.order_id].add((r.day, r.warehouse_id))
+    conn.execute(delete(t).where(t.c.order_id.in_(order_ids)))
+    rows = [_shipment_row(s) for _, shipments in routings for s in shipments]
+    if rows:
+        conn.execute(t.insert(), rows)
+    delta: dict[tuple[str, str], int] = {}
+    for order_id, shipments in routings:
+        after = {(s.day, s.warehouse_id) for s in shipments}
+        for key in old[order_id] - after:
+            delta[key] = delta.get(key, 0) - 1
+        for key in after - old[order_id]:
+            delta[key] = delta.get(key, 0) + 1
     load = schema.warehouse_load
-    for day, warehouse_id in sorted(before - after):
-        conn.execute(
-            update(load)
-            .where(load.c.day == day, load.c.warehouse_id == warehouse_id, load.c.orders > 0)
-            .values(orders=load.c.orders - 1)
-        )
-    gained = sorted(after - before)
-    if gained:
-        stmt = upsert_insert(conn, load)
-        conn.execute(
-            stmt.on_conflict_do_update(
-                index_elements=["day", "warehouse_id"], set_={"orders": load.c.orders + 1}
-            ),
-            [{"day": d, "warehouse_id": w, "orders": 1} for d, w in gained],
-        )
+    for (day, warehouse_id), change in sorted(delta.items()):
+        if change < 0:
+            conn.execute(
+                update(load)
+                .where(load.c.day == day, load.c.warehouse_id == warehouse_id)
+                .values(orders=case((load.c.orders + change < 0, 0), else_=load.c.orders + change))
+            )
+        elif change > 0:
+            stmt = upsert_insert(conn, load)
+            conn.execute(
+                stmt.on_conflict_do_update(
+                    index_elements=["day", "warehouse_id"],
+                    set_={"orders": load.c.orders + stmt.excluded.orders},
+                ),
+                [{"day": day, "warehouse_id": warehouse_id, "orders": change}],
+            )
 
 
 def known_outcome_ids(engine: Engine, outcome_ids: Sequence[str]) -> set[str]:
