@@ -200,6 +200,20 @@ class FieldPath:
                 return root.get(first)
 
             return get_one
+        if len(keys) == 2:
+            second = keys[1]
+
+            def get_two(root: Any, where: str) -> Any:
+                node = root.get(first)
+                if node is None:
+                    return None
+                if type(node) is not dict and not isinstance(node, Mapping):
+                    raise TranslationError(
+                        f.path(where, first), f"expected an object, got {f.kind(node)}"
+                    )
+                return node.get(second)
+
+            return get_two
         rest = tuple(enumerate(keys))[1:]
 
         def get(root: Any, where: str) -> Any:
@@ -252,6 +266,25 @@ def _text_of(path: FieldPath, joiner: str) -> TextReader:
             return _as_text(found, f.path(where, text))
 
         return read_key
+    if len(path.steps) == 2:  # an object's field (``shipping.city``)
+        parent, key = path.steps[0][0], path.steps[1][0]
+
+        def read_field(root: Any, where: str) -> str:
+            node = root.get(parent)
+            if node is None:
+                return ""
+            if type(node) is not dict and not isinstance(node, Mapping):
+                raise TranslationError(
+                    f.path(where, parent), f"expected an object, got {f.kind(node)}"
+                )
+            found = node.get(key)
+            if found is None:
+                return ""
+            if type(found) is str:
+                return found.strip()
+            return _as_text(found, f.path(where, text))
+
+        return read_field
     get = path.getter()
 
     def read(root: Any, where: str) -> str:

@@ -105,6 +105,9 @@ def major_in_places(value: object, places: int) -> int:
             and whole.isdigit()
             and (not fraction or (fraction.isascii() and fraction.isdigit()))
         ):
+            if len(fraction) == places:  # "29.90" in yuan: the digits are the fen
+                minor = int(whole + fraction)
+                return -minor if negative else minor
             fraction = fraction.rstrip("0")
             short = places - len(fraction)
             if short >= 0:  # exact in minor units: integer arithmetic suffices

@@ -303,3 +303,85 @@ def test_a_mapping_cannot_replace_a_builtin_platform() -> None:
     data["name"] = "taobao"
     with pytest.raises(ValueError, match="built-in"):
         registry.register_channel("taobao", parse_mapping(data))
+
+
+@pytest.mark.parametrize(
+    ("edit", "field", "reason"),
+    [
+        (lambda p: p.update(shipping="London"), "shipping", "expected an object, got a string"),
+        (lambda p: p.update(billing=[]), "billing", "expected an object, got a list"),
+        (lambda p: p["line_items"][0].update(quantity="two"), "line_items[0].quantity", "whole"),
+        (lambda p: p["line_items"][0].update(quantity=0), "line_items[0].quantity", "positive"),
+        (lambda p: p["line_items"][0].pop("quantity"), "line_items[0].quantity", "missing"),
+        (lambda p: p["line_items"][0].update(id=3.5), "line_items[0].id", "floating-point"),
+        (lambda p: p["line_items"][0].update(sku=["MUG"]), "line_items[0].sku", "expected text"),
+        (lambda p: p.update(line_items={"id": 1}), "line_items", "expected a list"),
+        (lambda p: p.update(line_items=[]), "line_items[]", "without lines"),
+        (lambda p: p.update(total=""), "total", "missing"),
+        (lambda p: p.update(currency="US"), "currency", "ISO 4217"),
+        (lambda p: p.update(date_paid_gmt="soon"), "date_paid_gmt", "ISO 8601"),
+        (lambda p: p.update(date_paid_gmt=20240518), "date_paid_gmt", "expected a time"),
+        (lambda p: p.update(customer_note=["a"]), "customer_note", "expected text"),
+        (lambda p: p.update(status=None), "status", "missing"),
+        (lambda p: p.update(refunds={"id": 1}), "refunds", "expected a list"),
+    ],
+)
+def test_woocommerce_errors_name_the_field(edit: Edit, field: str, reason: str) -> None:
+    payload = woo()
+    edit(payload)
+    with pytest.raises(TranslationError) as caught:
+        load_mapping(WOOCOMMERCE).translate(payload, "woo-1")
+    assert caught.value.field == field
+    assert reason in caught.value.reason
+
+
+def test_woocommerce_inside_its_envelope_names_fields_below_it() -> None:
+    payload = woo()
+    payload["shipping"]["city"] = {"name": "London"}
+    with pytest.raises(TranslationError) as caught:
+        load_mapping(WOOCOMMERCE).translate({"order": payload}, "woo-1")
+    assert caught.value.field == "order.shipping.city"
+    assert load_mapping(WOOCOMMERCE).translate({"order": woo()}, "w") == load_mapping(
+        WOOCOMMERCE
+    ).translate(woo(), "w")
+
+
+def test_a_mapping_compiles_list_paths_templates_and_alternatives() -> None:
+    data = tomllib.loads(YOUZAN_LIKE)
+    data["order"].update(
+        id=["order_info.no_such_id", "order_info.tid"],
+        total_paid="orders[].payment",  # summed over the lines
+        buyer_note=["remark_info.none", "orders[].title", "{order_info.tid}"],
+    )
+    data["times"]["updated_at"] = {"path": "order_info.stamps[0]", "format": "unix_ms"}
+    data["lines"]["title"] = "{sku_id} · {title} x{num}"
+    data["lines"]["quantity"] = "nums[0]"
+    order = json.loads(json.dumps(YOUZAN_ORDER))
+    info = order["response"]["full_order_info"]
+    info["order_info"]["stamps"] = [1716000090123]
+    for line in info["orders"]:
+        line["nums"] = [line["num"]]
+    got = parse_mapping(data).translate(order, "yz-1")
+    assert (got.platform_order_id, got.total_paid_fen) == ("E20240518102107012345", 18265 + 5535)
+    assert got.buyer_note == "T恤\n帽子"  # a list path's texts, one per line
+    assert got.updated_at == datetime(2024, 5, 18, 2, 41, 30, 123000, tzinfo=UTC)
+    assert [(line.title, line.quantity) for line in got.lines] == [
+        ("501 · T恤 x2", 2),
+        ("502 · 帽子 x1", 1),
+    ]
+    info["orders"][1]["nums"] = ["1.5"]
+    with pytest.raises(TranslationError) as caught:
+        parse_mapping(data).translate(order, "yz-1")
+    assert caught.value.field == "response.full_order_info.orders[1].nums[0]"
+    info["orders"][1].update(nums=[1], sku_id=None, outer_sku_id=None)
+    with pytest.raises(TranslationError) as caught:
+        parse_mapping(data).translate(order, "yz-1")
+    assert caught.value.field == "response.full_order_info.orders[1]"
+    assert "no SKU code" in caught.value.reason
+
+
+def test_compiled_mappings_compare_by_their_fields() -> None:
+    data = tomllib.loads(YOUZAN_LIKE)
+    assert parse_mapping(data) == parse_mapping(tomllib.loads(YOUZAN_LIKE))
+    data["status"]["default"] = "ON_HOLD"
+    assert parse_mapping(data) != parse_mapping(tomllib.loads(YOUZAN_LIKE))

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -152,3 +153,59 @@ def test_strptime_patterns_and_milliseconds() -> None:
 def test_unreadable_times_are_refused(garbage: str) -> None:
     with pytest.raises(times.TimeFormatError, match=repr(garbage)):
         times.local_time(garbage)
+
+
+@pytest.mark.parametrize(
+    ("value", "places", "minor"),
+    [
+        ("29.90", 2, 2990),  # as many decimals as the currency: the digits are the fen
+        ("-0.50", 2, -50),
+        ("29.9", 2, 2990),
+        ("29.", 2, 2900),
+        ("1.500", 2, 150),  # trailing zeros beyond the currency's decimals
+        (Decimal("29.9"), 2, 2990),
+        (Decimal("10.0"), 2, 1000),
+        (Decimal("-0.0"), 2, 0),
+        (Decimal("1E+2"), 2, 10000),  # exponent notation: read through Decimal
+        (29, 2, 2900),
+        (1000, 0, 1000),
+        ("1.2345", 3, 1235),  # more decimals than the currency: rounded half up
+    ],
+)
+def test_major_in_places_is_exact(value: object, places: int, minor: int) -> None:
+    assert money.major_in_places(value, places) == minor
+
+
+def test_major_in_places_refuses_what_major_to_minor_refuses() -> None:
+    for bad in ("+5x", "١٢", " ", "1e5", "29.9.0"):
+        with pytest.raises(money.MoneyError, match="not an amount"):
+            money.major_in_places(bad, 2)
+    with pytest.raises(money.MoneyError, match="out of range"):
+        money.major_in_places(2**62, 2)
+
+
+def test_allocation_of_one_line_is_the_total() -> None:
+    assert money.allocate(2990, [0]) == [2990]
+    assert money.allocate(2990, [-5]) == [2990]
+    with pytest.raises(money.MoneyError, match="negative"):
+        money.allocate(-1, [1])
+
+
+@pytest.mark.parametrize(
+    "zone",
+    [UTC, times.BEIJING, timezone(timedelta(hours=-12)), ZoneInfo("America/New_York")],
+)
+def test_zoned_times_agree_with_astimezone(zone: tzinfo) -> None:
+    for text in ("2024-05-18 10:21:07.250", "2024-03-10 02:30:00", "2024-11-03 01:30:00"):
+        naive = datetime.fromisoformat(text)
+        assert times.local_time(text, zone) == naive.replace(tzinfo=zone).astimezone(UTC)
+        assert times.local_time(text, zone).tzinfo is UTC  # type: ignore[union-attr]
+    offset = "2021-05-07 09:20:39.683-0930"
+    assert times.local_time(offset, zone) == datetime.fromisoformat(offset).astimezone(UTC)
+
+
+def test_times_beyond_the_calendar_in_utc_are_refused() -> None:
+    with pytest.raises(times.TimeFormatError, match="out of range"):
+        times.local_time("9999-12-31 23:00:00", timezone(timedelta(hours=-12)))
+    with pytest.raises(times.TimeFormatError, match="out of range"):
+        times.iso8601("9999-12-31T23:00:00-05:00")

@@ -171,3 +171,71 @@ def test_pdd_list_with_two_orders_is_refused() -> None:
         pdd.translate(payload, "pdd-1")
     assert caught.value.field == "order_list_get_response.order_list"
     assert "exactly one" in caught.value.reason
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "reason"),
+    [
+        ("goods_price", "9,90", "not an amount"),
+        ("goods_price", None, "missing"),
+        ("goods_count", 0, "quantity must be positive"),
+        ("goods_count", "two", "expected a whole number"),
+        ("sku_id", 12.5, "floating-point"),
+        ("sku_id", " ", "missing"),
+        ("outer_id", ["x"], "expected text"),
+        ("goods_name", {"zh": "帽子"}, "expected text"),
+    ],
+)
+def test_pdd_a_bad_item_field_names_its_item(key: str, value: Any, reason: str) -> None:
+    payload = load("pdd_order_information_get_sample.json")
+    payload["order_info_get_response"]["order_info"]["item_list"][1][key] = value
+    with pytest.raises(TranslationError) as caught:
+        pdd.translate(payload, "pdd-1")
+    assert caught.value.field == f"order_info_get_response.order_info.item_list[1].{key}"
+    assert reason in caught.value.reason
+
+
+def test_pdd_values_in_other_shapes_read_as_before() -> None:
+    payload = load("pdd_order_information_get_sample.json")
+    order = payload["order_info_get_response"]["order_info"]
+    order.update(pay_amount="248.00", postage=10, order_status="1", order_sn=240518123)
+    order["item_list"][0].update(sku_id=1000000001, goods_count="2", goods_price="99", outer_id=7)
+    del order["item_list"][1]["outer_id"]
+    got = pdd.translate(payload, "pdd-1")
+    assert (got.platform_order_id, got.total_paid_fen, got.shipping_fee_fen) == (
+        "240518123",
+        24800,
+        1000,
+    )
+    assert got.platform_status.startswith("order_status=1;confirm_status=1;")
+    tee, cap = got.lines
+    assert (tee.platform_line_id, tee.platform_sku_id, tee.quantity, tee.unit_price_fen) == (
+        "1000000001",
+        "7",
+        2,
+        9900,
+    )
+    assert cap.platform_sku_id == cap.native_sku_id == "1000000002"  # no outer_id: the SKU id
+
+
+def test_pdd_missing_status_fields_are_left_out_of_platform_status() -> None:
+    payload = listed()
+    del first(payload)["refund_status"]
+    first(payload)["risk_control_status"] = None
+    got = pdd.translate(payload, "pdd-1")
+    assert "refund_status" not in got.platform_status
+    assert "risk_control_status" not in got.platform_status
+
+
+def test_pdd_service_fees_come_off_the_goods_total() -> None:
+    payload = load("pdd_order_information_get_sample.json")
+    order = payload["order_info_get_response"]["order_info"]
+    order["service_fee_detail"] = [{"service_fee": Decimal("8.00")}, {"service_fee": None}]
+    got = pdd.translate(payload, "pdd-1")
+    assert sum(line.paid_fen for line in got.lines) == 24800 - 1000 - 800
+    order["service_fee_detail"][1]["service_fee"] = "eight"
+    with pytest.raises(TranslationError) as caught:
+        pdd.translate(payload, "pdd-1")
+    assert caught.value.field == (
+        "order_info_get_response.order_info.service_fee_detail[1].service_fee"
+    )
