@@ -227,18 +227,7 @@ class LaneShardActor:
             )
             for t in transitions
         ]
-        alerts = [
-            lane_alert(
-                _key(t.lane),
-                t.from_state.value,
-                t.to_state.value,
-                t.at,
-                t.reason,
-                t.delay_rate,
-                t.outcomes,
-            )
-            for t in transitions
-        ]
+        alerts = [lane_alert(t) for t in transitions]
         try:
             write_outcomes(self._engine, outcomes, rows, alerts)
         except Exception:

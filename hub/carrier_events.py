@@ -22,7 +22,7 @@ from adapters.carrier_events import BadTrackingEvent, TrackedOutcome, decode
 from hub.consuming import DurableConsumer, Poison
 from hub.domain.lanes import Lane
 from hub.lanes import LaneHealthBoard, Outcome
-from hub.store.dead_letters import DeadLetters, Letter, LetterStatus, ReplayOutcome
+from hub.store.dead_letters import DeadLetters, Letter, LetterStatus, ReplayOutcome, not_open
 
 log = logging.getLogger("orderhub.carrier")
 
@@ -117,7 +117,7 @@ class CarrierEvents(DurableConsumer[TrackingCounters]):
         results: list[ReplayOutcome] = []
         for letter in letters:
             if letter.status is not LetterStatus.OPEN:
-                results.append(ReplayOutcome(letter.letter_id, letter.status, reason="not open"))
+                results.append(not_open(letter))
                 continue
             try:
                 outcome = decode(letter.subject, letter.payload)
@@ -129,13 +129,5 @@ class CarrierEvents(DurableConsumer[TrackingCounters]):
             if outcome is not None:
                 await self._count([outcome])
             results.append(ReplayOutcome(letter.letter_id, LetterStatus.REPLAYED, False))
-        for done in results:
-            if done.reason != "not open":
-                await asyncio.to_thread(
-                    self._dead.resolve,
-                    done.letter_id,
-                    done.status,
-                    error=done.error,
-                    reason=done.reason,
-                )
+        await asyncio.to_thread(self._dead.record_replays, results)
         return results

@@ -35,6 +35,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from hub.domain.inventory import Changes, LevelView
+from hub.domain.lanes import Transition
 from hub.domain.movements import HoldEvent, StockAlert
 
 HOLDS = "oms.stock.holds"
@@ -133,31 +134,22 @@ def alert_message(a: StockAlert) -> OutboxMessage:
     return _message(f"{ALERTS}.{a.kind.value.lower()}", body)
 
 
-def lane_alert(
-    lane: tuple[str, str, str],
-    from_state: str,
-    to_state: str,
-    at: datetime,
-    reason: str,
-    delay_rate: float,
-    outcomes: int,
-) -> OutboxMessage:
+def lane_alert(t: Transition) -> OutboxMessage:
     """One lane breaker transition; its id is the transition's, so it is published once."""
-    warehouse_id, carrier, province = lane
-    key = f"{warehouse_id}/{carrier}/{province}/{to_state}/{rfc3339(at)}"
-    digest = hashlib.blake2b(key.encode(), digest_size=16).hexdigest()
+    lane = t.lane
+    digest = hashlib.blake2b(t.key.encode(), digest_size=16).hexdigest()
     return _message(
-        f"{LANE_ALERTS}.{to_state.lower()}",
+        f"{LANE_ALERTS}.{t.to_state.value.lower()}",
         {
-            "warehouse_id": warehouse_id,
-            "carrier": carrier,
-            "destination_province": province,
-            "from_state": from_state,
-            "to_state": to_state,
-            "at": rfc3339(at),
-            "reason": reason,
-            "delay_rate": round(delay_rate, 4),
-            "outcomes": outcomes,
+            "warehouse_id": lane.warehouse_id,
+            "carrier": lane.carrier,
+            "destination_province": lane.destination_province,
+            "from_state": t.from_state.value,
+            "to_state": t.to_state.value,
+            "at": rfc3339(t.at),
+            "reason": t.reason,
+            "delay_rate": round(t.delay_rate, 4),
+            "outcomes": t.outcomes,
         },
         msg_id="lane-" + digest,
     )

@@ -512,18 +512,7 @@ class Inventory:
         if failures and len(failures) == len(results):
             raise failures[0]
         # Each shard that answered says where all of its lines of the order are now.
-        where = {
-            ln.line_no: ln.warehouse_id
-            for part in results
-            if isinstance(part, list)
-            for ln in part
-            if isinstance(ln, ReservedLine)
-        }
-        lines = tuple(
-            replace(ln, warehouse_id=where.get(ln.line_no, ln.warehouse_id))
-            for ln in reservation.lines
-        )
-        return replace(reservation, lines=lines)
+        return _placed(reservation, results)
 
     async def _where_now(self, reservation: Reservation) -> Reservation:
         """The reservation with each line's current warehouse.
@@ -544,18 +533,7 @@ class Inventory:
             ),
             return_exceptions=True,
         )
-        where = {
-            ln.line_no: ln.warehouse_id
-            for part in parts
-            if isinstance(part, list)
-            for ln in part
-            if isinstance(ln, ReservedLine)
-        }
-        lines = tuple(
-            replace(ln, warehouse_id=where.get(ln.line_no, ln.warehouse_id))
-            for ln in reservation.lines
-        )
-        return reservation if lines == reservation.lines else replace(reservation, lines=lines)
+        return _placed(reservation, parts)
 
     async def _decide(self, order_id: str, op: Release | Commit) -> Reservation:
         if not order_id:
@@ -599,6 +577,21 @@ class Inventory:
         for result in results:
             if isinstance(result, BaseException):
                 log.warning("shard did not take %s: %s", type(op).__name__, result)
+
+
+def _placed(reservation: Reservation, answers: Sequence[object]) -> Reservation:
+    """The reservation with each line where the shards' answers (lists of lines) put it."""
+    where = {
+        ln.line_no: ln.warehouse_id
+        for part in answers
+        if isinstance(part, list)
+        for ln in part
+        if isinstance(ln, ReservedLine)
+    }
+    lines = tuple(
+        replace(ln, warehouse_id=where.get(ln.line_no, ln.warehouse_id)) for ln in reservation.lines
+    )
+    return reservation if lines == reservation.lines else replace(reservation, lines=lines)
 
 
 _HELD = ReservationStatus.HELD

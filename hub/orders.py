@@ -59,7 +59,14 @@ from hub.domain.orders import (
     TranslationError,
 )
 from hub.inventory import Inventory, LineInput, ShardUnavailable
-from hub.store.dead_letters import DeadLetters, Letter, LetterStatus, NewLetter, ReplayOutcome
+from hub.store.dead_letters import (
+    DeadLetters,
+    Letter,
+    LetterStatus,
+    NewLetter,
+    ReplayOutcome,
+    not_open,
+)
 from hub.store.master_data import MasterData
 from hub.store.orders import (
     PLATFORM_ACTOR,
@@ -149,7 +156,7 @@ class OrderIntake:
         outcomes: list[ReplayOutcome] = []
         for letter in letters:
             if letter.status is not LetterStatus.OPEN:
-                outcomes.append(ReplayOutcome(letter.letter_id, letter.status, reason="not open"))
+                outcomes.append(not_open(letter))
                 continue
             platform = letter.headers.get("platform", "")
             shop_id = letter.headers.get("shop_id", "")

@@ -26,11 +26,11 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as dtime
-from typing import Any
+from typing import Any, Generic, TypeVar
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection
@@ -70,6 +70,9 @@ from hub.store.orders import OrderStore, OrderWrite, StoredOrder
 from hub.store.routing import RoutedShipment, RoutingStore, StoredRules, write_routings
 
 log = logging.getLogger("orderhub.routing")
+
+K = TypeVar("K")
+V = TypeVar("V")
 
 #: Orders routed at the same time by one background pass (each mostly waits on the
 #: database and the actors, so several in flight keep up with intake).
@@ -148,7 +151,8 @@ class Router:
         self.store = store
         self._orders = orders
         self._md = master_data
-        self._master = _MasterCache(master_data)
+        self._warehouses_read: _Recent[None, list[Warehouse]] = _Recent(MASTER_TTL_S)
+        self._carriers_read: _Recent[None, list[Carrier]] = _Recent(MASTER_TTL_S)
         self._inventory = inventory
         self._lanes = lanes
         self._tz = ZoneInfo(day_tz)
@@ -163,8 +167,8 @@ class Router:
         self._tasks: list[asyncio.Task[None]] = []
         self._busy: set[str] = set()
         self._background: set[asyncio.Task[None]] = set()
-        self._backlog_cache: tuple[date, float, dict[str, int]] | None = None
-        self._load_cache: tuple[str, float, dict[str, int]] | None = None
+        self._backlog_read: _Recent[date, dict[str, int]] = _Recent(BACKLOG_TTL_S)
+        self._load_read: _Recent[str, dict[str, int]] = _Recent(LOAD_TTL_S)
         # Concurrent routings share their database rounds: one read, one write each.
         self._gets: Batcher[str, StoredOrder | None] = Batcher(orders.get_many)
         self._saves: Batcher[_Save, StoredOrder | None] = Batcher(self._write_routed)
@@ -203,11 +207,6 @@ class Router:
         self._wake.set()
 
     # ------------------------------------------------------------------ rules
-
-    @property
-    def rules(self) -> RuleSet:
-        """The rules in force."""
-        return self._rules
 
     async def rules_version(self, version: int = 0) -> tuple[RuleSet, StoredRules | None]:
         """A version of the rules (0: in force); the packaged defaults are version 0."""
@@ -483,38 +482,33 @@ class Router:
         """Orders routed to each warehouse on ``day``: read at most every ``LOAD_TTL_S``,
         counting this process's own routings since at once (others' show at the next read).
         """
-        now = time.monotonic()
-        cached = self._load_cache
-        if cached is None or cached[0] != day or now - cached[1] > LOAD_TTL_S:
-            cached = (day, now, await asyncio.to_thread(self.store.load, day))
-            self._load_cache = cached
-        return cached[2]
+        return await self._load_read.get(day, lambda: self.store.load(day))
 
     def _count_routed(self, day: str, warehouse_ids: set[str]) -> None:
-        cached = self._load_cache
-        if cached is not None and cached[0] == day:
+        load = self._load_read.peek(day)
+        if load is not None:
             for w in warehouse_ids:
-                cached[2][w] = cached[2].get(w, 0) + 1
+                load[w] = load.get(w, 0) + 1
 
     async def _backlog(self, day: date) -> dict[str, int]:
         """Each warehouse's carry-over into ``day`` (see ``WarehouseState.backlog``).
 
         Read at most every ``BACKLOG_TTL_S``: it changes only as parcels are handed over.
         """
-        now = time.monotonic()
-        cached = self._backlog_cache
-        if cached is not None and cached[0] == day and now - cached[1] < BACKLOG_TTL_S:
-            return cached[2]
         midnight = datetime.combine(day, dtime(), self._tz)
-        found = await asyncio.to_thread(
-            self.store.carried_over,
-            day.isoformat(),
-            (day - timedelta(days=BACKLOG_DAYS)).isoformat(),
-            midnight,
-            [s.value for s in ROUTABLE],
+        return await self._backlog_read.get(
+            day,
+            lambda: self.store.carried_over(
+                day.isoformat(),
+                (day - timedelta(days=BACKLOG_DAYS)).isoformat(),
+                midnight,
+                [s.value for s in ROUTABLE],
+            ),
         )
-        self._backlog_cache = (day, now, found)
-        return found
+
+    async def _master_warehouses(self, *, fresh: bool = False) -> list[Warehouse]:
+        """Every warehouse, read at most every ``MASTER_TTL_S`` unless ``fresh``."""
+        return await self._warehouses_read.get(None, self._md.warehouses, fresh=fresh)
 
     async def _warehouses(
         self,
@@ -530,14 +524,14 @@ class Router:
         """
         today = datetime.now(self._tz).date()
         warehouses, load, levels, backlog = await asyncio.gather(
-            self._master.warehouses(),
+            self._master_warehouses(),
             self._load(today.isoformat()),
             asyncio.gather(*(self._inventory.availability(s) for s in skus)),
             self._backlog(today),
         )
         known = {w.warehouse_id for w in warehouses}
         if any(v.warehouse_id not in known for views in levels for v in views):
-            warehouses = await self._master.warehouses(fresh=True)  # one added since
+            warehouses = await self._master_warehouses(fresh=True)  # one added since
         atp: dict[str, dict[str, int]] = {w.warehouse_id: {} for w in warehouses}
         if pinned:
             held = {w for _, w in (own or {})}
@@ -568,7 +562,7 @@ class Router:
 
         A carrier master data does not list is still quoted: the rate cards name it.
         """
-        carriers = await self._master.carriers()
+        carriers = await self._carriers_read.get(None, self._md.carriers)
         off = frozenset(c.carrier_id for c in carriers if not c.active)
         if not off:
             return self._providers
@@ -624,10 +618,8 @@ class Router:
             self._background.add(task)
             task.add_done_callback(self._background.discard)
 
-    async def _reroute_lanes(self, changes: Sequence[Transition]) -> None:
-        for t in changes:
-            if t.to_state is not BreakerState.OPEN:
-                continue
+    async def _reroute_lanes(self, tripped: Sequence[Transition]) -> None:
+        for t in tripped:
             lane = t.lane
             orders = await asyncio.to_thread(
                 self.store.orders_on_lane,
@@ -658,7 +650,7 @@ class Router:
         """Route the newest orders of warehouses beyond today's capacity elsewhere."""
         day = datetime.now(self._tz).date().isoformat()
         warehouses, load = await asyncio.gather(
-            self._master.warehouses(), asyncio.to_thread(self.store.load, day)
+            self._master_warehouses(), asyncio.to_thread(self.store.load, day)
         )
         done = 0
         for w in warehouses:
@@ -704,27 +696,26 @@ class _Save:
     parcels: Sequence[RoutedShipment]
 
 
-class _MasterCache:
-    """Warehouses and carriers for routing, read at most every ``MASTER_TTL_S``."""
+class _Recent(Generic[K, V]):
+    """One value read for a key, used for ``ttl_s`` (or until the key changes)."""
 
-    def __init__(self, master_data: MasterData) -> None:
-        self._md = master_data
-        self._warehouses: tuple[float, list[Warehouse]] | None = None
-        self._carriers: tuple[float, list[Carrier]] | None = None
+    def __init__(self, ttl_s: float) -> None:
+        self._ttl_s = ttl_s
+        self._held: tuple[K, float, V] | None = None
 
-    async def warehouses(self, *, fresh: bool = False) -> list[Warehouse]:
-        """Every warehouse (a copy read within the last ``MASTER_TTL_S``, unless ``fresh``)."""
+    async def get(self, key: K, read: Callable[[], V], *, fresh: bool = False) -> V:
+        """The value for ``key``, read (in a thread) when it is missing, stale or ``fresh``."""
         now = time.monotonic()
-        if fresh or self._warehouses is None or now - self._warehouses[0] > MASTER_TTL_S:
-            self._warehouses = (now, await asyncio.to_thread(self._md.warehouses))
-        return self._warehouses[1]
+        held = self._held
+        if fresh or held is None or held[0] != key or now - held[1] > self._ttl_s:
+            held = (key, now, await asyncio.to_thread(read))
+            self._held = held
+        return held[2]
 
-    async def carriers(self) -> list[Carrier]:
-        """Every carrier (a copy read within the last ``MASTER_TTL_S``)."""
-        now = time.monotonic()
-        if self._carriers is None or now - self._carriers[0] > MASTER_TTL_S:
-            self._carriers = (now, await asyncio.to_thread(self._md.carriers))
-        return self._carriers[1]
+    def peek(self, key: K) -> V | None:
+        """The value held for ``key``, however old, without reading."""
+        held = self._held
+        return held[2] if held is not None and held[0] == key else None
 
 
 class _Retry(Exception):

@@ -29,7 +29,7 @@ from hub.consuming import DurableConsumer, Poison
 from hub.domain.inventory import InvalidRequest, InventoryError, UnknownSku, UnknownWarehouse
 from hub.domain.movements import MovementResult, StockMovement
 from hub.inventory import Inventory
-from hub.store.dead_letters import DeadLetters, Letter, LetterStatus, ReplayOutcome
+from hub.store.dead_letters import DeadLetters, Letter, LetterStatus, ReplayOutcome, not_open
 
 log = logging.getLogger("orderhub.wms")
 
@@ -157,9 +157,7 @@ class WmsSync(DurableConsumer[SyncCounters]):
         decoded: list[tuple[Letter, StockMovement]] = []
         for letter in letters:
             if letter.status is not LetterStatus.OPEN:
-                outcomes[letter.letter_id] = ReplayOutcome(
-                    letter.letter_id, letter.status, reason="not open"
-                )
+                outcomes[letter.letter_id] = not_open(letter)
                 continue
             try:
                 decoded.append((letter, decode(letter.subject, letter.headers, letter.payload)))
@@ -188,14 +186,5 @@ class WmsSync(DurableConsumer[SyncCounters]):
                 )
         await self._tell_progress()
         results = [outcomes[letter.letter_id] for letter in letters]
-        for outcome in results:
-            if outcome.reason == "not open":
-                continue
-            await asyncio.to_thread(
-                self._dead.resolve,
-                outcome.letter_id,
-                outcome.status,
-                error=outcome.error,
-                reason=outcome.reason,
-            )
+        await asyncio.to_thread(self._dead.record_replays, results)
         return results

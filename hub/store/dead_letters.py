@@ -69,6 +69,15 @@ class ReplayOutcome:
     reason: str = ""
 
 
+#: Why a replay left a letter alone: it was not open (replayed or discarded already).
+NOT_OPEN = "not open"
+
+
+def not_open(letter: Letter) -> ReplayOutcome:
+    """The outcome of replaying a letter that is not open: nothing is done to it."""
+    return ReplayOutcome(letter.letter_id, letter.status, reason=NOT_OPEN)
+
+
 class DeadLetters:
     """Keeps, lists and resolves dead letters."""
 
@@ -161,6 +170,14 @@ class DeadLetters:
             values["reason"] = reason
         with self._engine.begin() as conn:
             conn.execute(update(t).where(t.c.letter_id == letter_id).values(**values))
+
+    def record_replays(self, outcomes: Sequence[ReplayOutcome]) -> None:
+        """Record what replays did to their letters (those that were open)."""
+        for outcome in outcomes:
+            if outcome.reason != NOT_OPEN:
+                self.resolve(
+                    outcome.letter_id, outcome.status, error=outcome.error, reason=outcome.reason
+                )
 
     def discard(self, letter_ids: Sequence[int], reason: str) -> int:
         """Mark open letters discarded; returns how many were."""

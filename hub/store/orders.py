@@ -73,12 +73,26 @@ class OrderWrite:
     events: Sequence[Change]
     order: PlatformOrder | None = None
     details: dict[str, Any] | None = None
+    queue: str | None = None
+    review_reasons: Sequence[str] | None = None
+    tags: Sequence[str] | None = None
+    hold_key: str | None = None
 
     def values(self) -> dict[str, Any]:
-        """The columns this write changes."""
-        if self.order is None:
-            return {}
-        return {"document": to_json(self.order), "status": self.order.status.value}
+        """The columns this write changes (those given)."""
+        values: dict[str, Any] = {}
+        if self.order is not None:
+            values["document"] = to_json(self.order)
+            values["status"] = self.order.status.value
+        if self.queue is not None:
+            values["queue"] = self.queue
+        if self.review_reasons is not None:
+            values["review_reasons"] = json.dumps(list(self.review_reasons), ensure_ascii=False)
+        if self.tags is not None:
+            values["tags"] = json.dumps(list(self.tags))
+        if self.hold_key is not None:
+            values["hold_key"] = self.hold_key
+        return values
 
 
 @dataclass(frozen=True, slots=True)
@@ -258,25 +272,12 @@ class OrderStore:
         tags: Sequence[str] | None = None,
         hold_key: str | None = None,
         details: dict[str, Any] | None = None,
-        also: Callable[[Connection], None] | None = None,
     ) -> StoredOrder | None:
-        """Write the next version of an order with its events; None if it changed meanwhile.
-
-        ``also`` writes more in the same transaction (e.g. the order's routing).
-        """
-        values: dict[str, Any] = {}
-        if order is not None:
-            values["document"] = to_json(order)
-            values["status"] = order.status.value
-        if queue is not None:
-            values["queue"] = queue
-        if review_reasons is not None:
-            values["review_reasons"] = json.dumps(list(review_reasons), ensure_ascii=False)
-        if tags is not None:
-            values["tags"] = json.dumps(list(tags))
-        if hold_key is not None:
-            values["hold_key"] = hold_key
-        return self._write(current, values, events, actor, details or {}, also)
+        """Write the next version of an order with its events; None if it changed meanwhile."""
+        write = OrderWrite(
+            current, actor, events, order, details, queue, review_reasons, tags, hold_key
+        )
+        return self._write(current, write.values(), events, actor, details or {})
 
     def record(
         self, current: StoredOrder, events: Sequence[Change], actor: str, details: dict[str, Any]
@@ -459,7 +460,6 @@ class OrderStore:
         events: Sequence[Change] = (),
         actor: str = "hub",
         details: dict[str, Any] | None = None,
-        also: Callable[[Connection], None] | None = None,
     ) -> StoredOrder | None:
         """Write the next version of an order, unless it is no longer ``current`` (then None)."""
         t = schema.orders
@@ -472,8 +472,6 @@ class OrderStore:
             )
             if done.rowcount != 1:
                 return None
-            if also is not None:
-                also(conn)
             row = conn.execute(select(t).where(t.c.order_id == current.order_id)).one()
             written = _stored(row)
             self._log(
