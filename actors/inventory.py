@@ -23,6 +23,7 @@ from typing import Any
 
 import ray
 
+from actors.layout import check_count, check_statuses, database_fingerprint, when_reachable
 from hub.domain.inventory import Changes, InventoryShard, LevelView, ReservationStatus
 from hub.domain.inventory_ops import (
     Follow,
@@ -78,6 +79,7 @@ class InventoryShardActor:
     ) -> None:
         self.index = index
         self.count = count
+        self.database = database_fingerprint(database_url)
         self._peer_names = peer_names
         self._namespace = namespace
         self._timings = timings or ShardTimings()
@@ -85,7 +87,10 @@ class InventoryShardActor:
         # transaction would add a round trip to every group commit.
         self._engine = make_engine(database_url, pool_size=2, pre_ping=False)
         self.shard = InventoryShard()
-        state = load_shard(self._engine, index, count)
+        state, known = when_reachable(
+            lambda: (load_shard(self._engine, index, count), known_order_ids(self._engine)),
+            f"inventory shard {index}/{count}",
+        )
         self.shard.restore(
             skus=state.skus,
             warehouses=state.warehouses,
@@ -94,7 +99,7 @@ class InventoryShardActor:
             reservations=state.reservations,
         )
         # Orders with a reservation record anywhere: only those may need reading back.
-        self._known_orders = known_order_ids(self._engine)
+        self._known_orders = known
         self._applied = 0  # generation of the changes applied in memory
         self._committed = 0  # generation of the changes committed to the database
         self._waiters: list[tuple[int, asyncio.Future[None]]] = []
@@ -164,6 +169,7 @@ class InventoryShardActor:
         return {
             "index": self.index,
             "count": self.count,
+            "database": self.database,
             "pid": os.getpid(),
             "levels": len(self.shard.levels),
             "reservations": len(self.shard.reservations),
@@ -322,9 +328,16 @@ def start_shards(
     *,
     namespace: str,
     detached: bool = False,
+    resource: str = "",
     timings: ShardTimings | None = None,
 ) -> list[Any]:
-    """Create (or find) the inventory shard actors and wait until each has loaded."""
+    """Create (or find) the inventory shard actors and wait until each has loaded.
+
+    ``detached`` actors outlive the hub process that created them, for a deployment whose
+    hub processes share one Ray cluster; a hub refuses actors of another shard count or
+    another database (:mod:`actors.layout`).
+    """
+    check_count("orderhub-inventory", count, namespace, "ORDERHUB_INVENTORY_SHARDS")
     names = shard_names(count)
     remote_cls = ray.remote(InventoryShardActor)
     handles = []
@@ -339,10 +352,14 @@ def start_shards(
         }
         if detached:
             options["lifetime"] = "detached"
+        if resource:
+            # Only nodes that offer this custom resource (the Ray workers meant for the
+            # hub's actors) take them: not the head, not a hub's own Ray node.
+            options["resources"] = {resource: 0.001}
         handles.append(
             remote_cls.options(**options).remote(
                 index, count, database_url, names, namespace, timings
             )
         )
-    ray.get([h.status.remote() for h in handles])
+    check_statuses(ray.get([h.status.remote() for h in handles]), database_url, "inventory")
     return handles

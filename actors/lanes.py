@@ -24,6 +24,7 @@ from typing import Any
 
 import ray
 
+from actors.layout import check_count, check_statuses, database_fingerprint, when_reachable
 from hub.domain.lanes import BreakerPolicy, BreakerState, Lane, LaneBook, LaneHealth, Transition
 from hub.domain.sharding import shard_of
 from hub.events import lane_alert
@@ -107,16 +108,19 @@ class LaneShardActor:
     ) -> None:
         self.index = index
         self.count = count
+        self.database = database_fingerprint(database_url)
         self.policy = BreakerPolicy(**(policy or {}))
         self._engine = make_engine(database_url, pool_size=2, pre_ping=False)
         now = utcnow()
         since = now - timedelta(seconds=self.policy.retention_seconds)
-        mine = [
-            o for o in load_outcomes(self._engine, since) if lane_shard(_lane(o), count) == index
-        ]
+        outcomes, transitions = when_reachable(
+            lambda: (load_outcomes(self._engine, since), last_transitions(self._engine)),
+            f"lane shard {index}/{count}",
+        )
+        mine = [o for o in outcomes if lane_shard(_lane(o), count) == index]
         stored = {
             key: _transition(row)
-            for key, row in last_transitions(self._engine).items()
+            for key, row in transitions.items()
             if lane_shard(Lane(*key), count) == index
         }
         self.book = LaneBook.rebuild(
@@ -208,6 +212,7 @@ class LaneShardActor:
         return {
             "index": self.index,
             "count": self.count,
+            "database": self.database,
             "pid": os.getpid(),
             "lanes": len(states),
             "open": sum(1 for s in states.values() if s is BreakerState.OPEN),
@@ -268,8 +273,11 @@ def start_lane_shards(
     namespace: str,
     policy: dict[str, Any] | None = None,
     detached: bool = False,
+    resource: str = "",
 ) -> list[Any]:
-    """Create (or find) the lane shard actors and wait until each has loaded."""
+    """Create (or find) the lane shard actors and wait until each has loaded (see
+    :func:`actors.inventory.start_shards` for ``detached`` and the checks)."""
+    check_count("orderhub-lanes", count, namespace, "ORDERHUB_LANE_SHARDS")
     remote_cls = ray.remote(LaneShardActor)
     handles = []
     for index, name in enumerate(lane_shard_names(count)):
@@ -282,6 +290,10 @@ def start_lane_shards(
         }
         if detached:
             options["lifetime"] = "detached"
+        if resource:
+            # Only nodes that offer this custom resource (the Ray workers meant for the
+            # hub's actors) take them: not the head, not a hub's own Ray node.
+            options["resources"] = {resource: 0.001}
         handles.append(remote_cls.options(**options).remote(index, count, database_url, policy))
-    ray.get([h.status.remote() for h in handles])
+    check_statuses(ray.get([h.status.remote() for h in handles]), database_url, "lane")
     return handles

@@ -282,3 +282,28 @@ def platform_error(root: Obj) -> None:
             if error.get(k)
         )
         raise TranslationError("error_response", f"the platform answered an error: {message}")
+
+
+def header_key(name: str) -> str:
+    """A column header as compared across exports: no BOM or quotes, lower case, no spaces,
+    underscores or hyphens, full-width parentheses made ASCII (``实付金额（元）`` and
+    ``实付金额(元)`` are one column)."""
+    text = name.replace("\ufeff", "").strip().strip('"').lower()
+    text = text.replace("（", "(").replace("）", ")")
+    return re.sub(r"[\s_\-]+", "", text)
+
+
+_SCIENTIFIC = re.compile(r"[0-9](\.[0-9]+)?[eE]\+?[0-9]+")
+
+
+def spreadsheet_text(text: str) -> str:
+    """Undo a spreadsheet's ways of keeping a number as text: ``="123"``, ``'123``."""
+    if text.startswith('="') and text.endswith('"'):
+        text = text[2:-1]
+    return text.lstrip("'").strip()
+
+
+def rounded_by_spreadsheet(text: str) -> bool:
+    """Whether an id reads like a spreadsheet's scientific notation (``6.9123E+18``): its
+    digits are lost."""
+    return _SCIENTIFIC.fullmatch(text) is not None

@@ -45,6 +45,18 @@ def exponent(currency: str) -> int:
     return _EXPONENTS.get(currency, 2)
 
 
+#: Currency names exports write instead of the ISO code.
+CURRENCY_NAMES = {"人民币": "CNY", "RMB": "CNY", "元": "CNY"}
+
+
+def currency_code(text: str) -> str:
+    """A currency as exports write it (``CNY``, ``cny``, ``人民币``) → its ISO 4217 code;
+    MoneyError when it is none."""
+    code = CURRENCY_NAMES.get(text, text.upper())
+    exponent(code)
+    return code
+
+
 def _decimal(value: object) -> Decimal:
     if isinstance(value, bool):
         raise MoneyError(f"not an amount: {value!r}")

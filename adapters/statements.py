@@ -32,6 +32,7 @@ from enum import StrEnum
 from typing import Any, TypeVar
 
 from adapters import money, times
+from adapters.fields import header_key, rounded_by_spreadsheet, spreadsheet_text
 from hub.domain.orders import AfterSaleType, OrderStatus
 from hub.domain.reconcile import PlatformRecord
 
@@ -154,14 +155,8 @@ STATUS_VALUES: Mapping[str, OrderStatus] = {
     ),
 }  # fmt: skip
 
-_CURRENCY_NAMES = {"人民币": "CNY", "RMB": "CNY", "元": "CNY"}
 _TOTAL_ROW = re.compile(r"合计|总计|小计|汇总|total|subtotal", re.I)
-_SCIENTIFIC = re.compile(r"[0-9](\.[0-9]+)?[eE]\+?[0-9]+")
 _GROUPED = re.compile(r"[0-9]{1,3}(,[0-9]{3})+(\.[0-9]*)?")
-_LOOSE_TIME = re.compile(
-    r"([0-9]{4})[-/.年]([0-9]{1,2})[-/.月]([0-9]{1,2})日?"
-    r"(?:[ T]+([0-9]{1,2}):([0-9]{1,2})(?::([0-9]{1,2})(\.[0-9]+)?)?)?"
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,11 +196,7 @@ class Statement:
     format: StatementFormat
 
 
-def _key(header: str) -> str:
-    """A header as compared: no BOM, case, spaces, underscores, hyphens; ASCII parentheses."""
-    text = header.replace("\ufeff", "").strip().strip('"').lower()
-    text = text.replace("（", "(").replace("）", ")")
-    return re.sub(r"[\s_\-]+", "", text)
+_key = header_key
 
 
 _ALIASES: dict[str, Field] = {}
@@ -417,14 +408,11 @@ class _Rows:
         if isinstance(raw, bool) or not isinstance(raw, str | int):
             self.problem(line, column, f"not an order number: {raw!r}")
             return None
-        text = str(raw).strip()
-        if text.startswith('="') and text.endswith('"'):
-            text = text[2:-1]
-        text = text.lstrip("'").strip()
+        text = spreadsheet_text(str(raw).strip())
         if not text:
             self.problem(line, column, "no order number")
             return None
-        if _SCIENTIFIC.fullmatch(text):
+        if rounded_by_spreadsheet(text):
             self.problem(
                 line,
                 column,
@@ -438,13 +426,11 @@ class _Rows:
         text = str(raw).strip() if raw is not None else ""
         if not text:
             return None
-        code = _CURRENCY_NAMES.get(text, text.upper())
         try:
-            money.exponent(code)
+            return money.currency_code(text)
         except money.MoneyError as exc:
             self.problem(line, column, str(exc))
             return None
-        return code
 
     def _amount(
         self,
@@ -500,17 +486,7 @@ class _Rows:
             text = "" if raw is None else str(raw).strip()
             if not text:
                 return None
-            try:
-                return times.local_time(text, self.zone)
-            except times.TimeFormatError:
-                loose = _LOOSE_TIME.fullmatch(text)
-                if loose is None:
-                    raise
-                y, mo, d, h, mi, s, frac = loose.groups()
-                tidy = f"{y}-{int(mo):02}-{int(d):02} {int(h or 0):02}:{int(mi or 0):02}:" + (
-                    f"{int(s or 0):02}{frac or ''}"
-                )
-                return times.local_time(tidy, self.zone)
+            return times.loose_local_time(text, self.zone)
         except (times.TimeFormatError, ValueError) as exc:
             self.problem(line, column, f"not a time: {raw!r} ({exc})")
             return None

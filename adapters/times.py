@@ -25,12 +25,36 @@ class TimeFormatError(ValueError):
     """A time value that cannot be read."""
 
 
+_LOOSE_TIME = re.compile(
+    r"([0-9]{4})[-/.年]([0-9]{1,2})[-/.月]([0-9]{1,2})日?"
+    r"(?:[ T]+([0-9]{1,2}):([0-9]{1,2})(?::([0-9]{1,2})(\.[0-9]+)?)?)?"
+)
+
+
 def local_time(value: str, zone: tzinfo = BEIJING) -> datetime | None:
     """A time written without a zone (``2024-05-18 10:21:07``) in ``zone`` → UTC.
 
     A value that carries its own offset (``2021-05-07 09:20:39.683+0800``) keeps it.
     """
     return _parse(value, zone, "a date and time")
+
+
+def loose_local_time(value: str, zone: tzinfo = BEIJING) -> datetime | None:
+    """As :func:`local_time`, and also as exports write dates: ``2024/5/18 10:21``,
+    ``2024.05.18``, ``2024年5月18日 10:21:07`` (a missing time of day is midnight)."""
+    text = value.strip()
+    try:
+        return local_time(text, zone)
+    except TimeFormatError as exc:
+        loose = _LOOSE_TIME.fullmatch(text)
+        if loose is None:
+            raise TimeFormatError(str(exc)) from None
+    y, mo, d, h, mi, s, frac = loose.groups()
+    tidy = (
+        f"{y}-{int(mo):02}-{int(d):02} {int(h or 0):02}:{int(mi or 0):02}:"
+        f"{int(s or 0):02}{frac or ''}"
+    )
+    return local_time(tidy, zone)
 
 
 def iso8601(value: str, default_zone: tzinfo | None = None) -> datetime | None:

@@ -19,7 +19,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
@@ -28,6 +28,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from bench.drive import Outcome, drive, open_loop
 from bench.procs import Start, run_clients
 from bench.workload import WAREHOUSE_ID, Order, Result, Tally, Workload
+from orderhub.client import auth_metadata, authorized_aio_channel
 from orderhub.v1 import stock_pb2, stock_pb2_grpc
 
 RPC_TIMEOUT_S = 60.0
@@ -44,6 +45,7 @@ class HubProcess:
     proc: subprocess.Popen[bytes]
     target: str
     data_dir: Path
+    env: dict[str, str] = field(default_factory=dict)
 
     @property
     def log_path(self) -> Path:
@@ -102,7 +104,44 @@ def spawn_hub(url: str, shards: int, extra_env: Mapping[str, str] | None = None)
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    return HubProcess(proc, f"127.0.0.1:{port}", data_dir)
+    return HubProcess(proc, f"127.0.0.1:{port}", data_dir, env)
+
+
+#: The roles the benchmarks call with: set-up as admin, load as the systems that send it
+#: (a storefront or marketplace connector is an ``integration``, a warehouse a ``wms``).
+BENCH_ROLES = ("admin", "integration", "wms")
+
+
+def _token_env(role: str) -> str:
+    return f"ORDERHUB_BENCH_TOKEN_{role.upper()}"
+
+
+def issue_tokens(hub: HubProcess) -> None:
+    """Issue a token per role with ``orderhub token create`` on the hub's own settings, and
+    keep them in this process's environment, which client processes inherit."""
+    script = Path(sys.executable).parent / "orderhub"
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "hub.cli"]
+    for role in BENCH_ROLES:
+        made = subprocess.run(
+            [*command, "token", "create", "--role", role, "--subject", f"bench-{role}"],
+            env=hub.env,
+            capture_output=True,
+            check=True,
+            text=True,
+        )
+        os.environ[_token_env(role)] = made.stdout.strip()
+
+
+def channel(target: str, role: str = "integration") -> grpc.aio.Channel:
+    """A channel to a benchmark hub carrying the token of ``role`` (see :func:`issue_tokens`)."""
+    return authorized_aio_channel(target, os.environ[_token_env(role)])
+
+
+def token_metadata(role: str = "integration") -> tuple[tuple[str, str], ...]:
+    """The token of ``role`` as call metadata: the load sends it with each call on a plain
+    channel, as a busy storefront would (a client interceptor costs the client CPU that the
+    hub, on the same two cores, would otherwise have)."""
+    return auth_metadata(os.environ[_token_env(role)])
 
 
 async def start_hub(
@@ -123,6 +162,7 @@ async def start_hub(
             with contextlib.suppress(grpc.aio.AioRpcError):
                 answer = await health.Check(health_pb2.HealthCheckRequest(), timeout=1.0)
                 if answer.status == health_pb2.HealthCheckResponse.SERVING:
+                    await asyncio.to_thread(issue_tokens, hub)
                     return hub
             await asyncio.sleep(0.5)
 
@@ -142,8 +182,8 @@ def stop_hub(hub: HubProcess, grace_s: float = 60.0) -> None:
 
 async def load_master_data(target: str, workloads: list[Workload]) -> None:
     """Create the warehouse, the SKUs and their stock through the StockService API."""
-    async with grpc.aio.insecure_channel(target) as channel:
-        stub = stock_pb2_grpc.StockServiceStub(channel)
+    async with channel(target, "admin") as admin:
+        stub = stock_pb2_grpc.StockServiceStub(admin)
         await stub.UpsertWarehouse(
             stock_pb2.UpsertWarehouseRequest(
                 warehouse_id=WAREHOUSE_ID,
@@ -199,16 +239,19 @@ async def reserve_client(
     """One client process: ``concurrency`` Reserve calls in flight on one channel."""
     target, rate = setup
     requests = {o.order_id: reserve_request(o) for o in orders}
-    async with grpc.aio.insecure_channel(target) as channel:
-        await channel.channel_ready()
-        health = health_pb2_grpc.HealthStub(channel)
+    auth = token_metadata()
+    async with grpc.aio.insecure_channel(target) as storefront:
+        await storefront.channel_ready()
+        health = health_pb2_grpc.HealthStub(storefront)
         for _ in range(20):  # warm the connection, not the stock
             await health.Check(health_pb2.HealthCheckRequest(), timeout=RPC_TIMEOUT_S)
-        stub = stock_pb2_grpc.StockServiceStub(channel)
+        stub = stock_pb2_grpc.StockServiceStub(storefront)
 
         async def attempt(order: Order) -> Outcome:
             try:
-                response = await stub.Reserve(requests[order.order_id], timeout=RPC_TIMEOUT_S)
+                response = await stub.Reserve(
+                    requests[order.order_id], timeout=RPC_TIMEOUT_S, metadata=auth
+                )
             except grpc.aio.AioRpcError as err:
                 if err.code() is grpc.StatusCode.FAILED_PRECONDITION:
                     return None
@@ -252,14 +295,15 @@ async def run_batch(target: str, workload: Workload, batch_size: int, concurrenc
     ]
     tally = Tally()
     source = iter(batches)
-    async with grpc.aio.insecure_channel(target) as channel:
-        await channel.channel_ready()
-        stub = stock_pb2_grpc.StockServiceStub(channel)
+    auth = token_metadata()
+    async with grpc.aio.insecure_channel(target) as storefront:
+        await storefront.channel_ready()
+        stub = stock_pb2_grpc.StockServiceStub(storefront)
 
         async def sender() -> None:
             for batch in source:
                 t0 = time.perf_counter()
-                response = await stub.ReserveBatch(batch, timeout=RPC_TIMEOUT_S)
+                response = await stub.ReserveBatch(batch, timeout=RPC_TIMEOUT_S, metadata=auth)
                 elapsed_ms = (time.perf_counter() - t0) * 1000
                 tally.latencies_ms += [elapsed_ms] * len(batch.requests)
                 for result in response.results:

@@ -269,9 +269,13 @@ class HubRig:
             tuple[order_pb2.IngestPlatformOrderRequest, asyncio.Future[tuple[bool, str]]]
         ] = []
         self._in_flight = 0
+        # Orders come in as a marketplace connector sends them (its token with each call);
+        # set-up is an admin's.
         self.channel = grpc.aio.insecure_channel(hub.target)
+        self._auth = hub_engine.token_metadata("integration")
+        self.admin_channel = hub_engine.channel(hub.target, "admin")
         self.orders = order_pb2_grpc.OrderServiceStub(self.channel)
-        self.stock = stock_pb2_grpc.StockServiceStub(self.channel)
+        self.stock = stock_pb2_grpc.StockServiceStub(self.admin_channel)
         self._requests: dict[tuple[str, str, str], order_pb2.IngestPlatformOrderRequest] = {}
 
     async def load_master_data(self, skus: list[str]) -> None:
@@ -337,7 +341,7 @@ class HubRig:
             self._send_batches()
             return await future
         answer = await self.orders.IngestPlatformOrder(
-            self._requests[order.key], timeout=RPC_TIMEOUT_S
+            self._requests[order.key], timeout=RPC_TIMEOUT_S, metadata=self._auth
         )
         return answer.duplicate, answer.order.queue
 
@@ -356,6 +360,7 @@ class HubRig:
             answer = await self.orders.IngestPlatformOrders(
                 order_pb2.IngestPlatformOrdersRequest(orders=[r for r, _ in batch]),
                 timeout=RPC_TIMEOUT_S,
+                metadata=self._auth,
             )
         except Exception as err:
             for _, future in batch:
@@ -424,6 +429,7 @@ class HubRig:
     async def close(self) -> None:
         """Close the channel."""
         await self.channel.close(None)
+        await self.admin_channel.close(None)
 
 
 class BaselineRig:

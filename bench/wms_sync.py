@@ -35,7 +35,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
-import grpc
 import nats
 import psycopg
 from nats.js import JetStreamContext
@@ -174,7 +173,7 @@ class HubRig:
     prefix = HUB_PREFIX
 
     def __init__(self, target: str, engine: Engine, warehouses: list[str]) -> None:
-        self._channel = grpc.aio.insecure_channel(target)
+        self._channel = hub_engine.channel(target, "wms")
         self._stock = stock_pb2_grpc.StockServiceStub(self._channel)
         self._wms = wms_pb2_grpc.WmsServiceStub(self._channel)
         self._engine = engine
@@ -530,7 +529,7 @@ async def run_baseline(bench: Bench, url: str) -> None:
 
 async def load_hub(target: str, catalogue: Catalogue) -> None:
     """Warehouses, SKUs and starting stock through the StockService API."""
-    async with grpc.aio.insecure_channel(target) as channel:
+    async with hub_engine.channel(target, "admin") as channel:
         stub = stock_pb2_grpc.StockServiceStub(channel)
         for wh in catalogue.warehouses:
             await stub.UpsertWarehouse(

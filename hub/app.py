@@ -19,17 +19,21 @@ from nats.aio.msg import Msg
 
 from actors.inventory import ShardTimings, start_shards
 from actors.lanes import start_lane_shards
+from hub.auth import Tokens, Verifier, signing_key
 from hub.carrier_events import CarrierEvents
 from hub.embedded import EmbeddedNats, EmbeddedRay
 from hub.events import ALERTS, HOLDS, moved_orders
 from hub.inventory import Inventory, ShardLink
 from hub.lanes import LaneHealthBoard, policy_from_settings
+from hub.metrics import HubMetrics, hub_sources
+from hub.ops import OpsListener, OpsPages
 from hub.orders import OrderIntake
 from hub.pollers import Pollers
 from hub.relay import OutboxRelay
 from hub.routing import Router
 from hub.settings import Settings
 from hub.shops import Shop, Shops
+from hub.store.access import AccessStore
 from hub.store.db import make_engine, upgrade
 from hub.store.dead_letters import DeadLetters
 from hub.store.master_data import MasterData
@@ -74,6 +78,14 @@ class Hub:
         self._router: Router | None = None
         self._carrier: CarrierEvents | None = None
         self._moves_sub: Any = None
+        self._access: AccessStore | None = None
+        self._tokens: Tokens | None = None
+        self._verifier: Verifier | None = None
+        #: This process's Prometheus registry (``/metrics``), and the listener of the metrics
+        #: and the operator page when ORDERHUB_METRICS_ADDR gives them one of their own.
+        self.metrics = HubMetrics()
+        self.ops_listener: OpsListener | None = None
+        self.metrics_port = 0
 
     @property
     def inventory(self) -> Inventory:
@@ -118,6 +130,34 @@ class Hub:
         return self._carrier
 
     @property
+    def shares_actors(self) -> bool:
+        """Whether this hub joins a Ray cluster that other hub processes may share.
+
+        Then its inventory and lane actors are detached: they outlive this process, every
+        hub of the deployment finds the same ones by name, and stopping one hub leaves them
+        to the others. A hub on its own local Ray stops its actors with it.
+        """
+        return bool(self.settings.ray_address)
+
+    @property
+    def access(self) -> AccessStore:
+        """Token records and the audit log (after start)."""
+        assert self._access is not None, "hub not started"
+        return self._access
+
+    @property
+    def tokens(self) -> Tokens:
+        """Issues and revokes bearer tokens (after start)."""
+        assert self._tokens is not None, "hub not started"
+        return self._tokens
+
+    @property
+    def verifier(self) -> Verifier:
+        """Checks bearer tokens (after start)."""
+        assert self._verifier is not None, "hub not started"
+        return self._verifier
+
+    @property
     def relay(self) -> OutboxRelay:
         """The outbox relay (after start)."""
         assert self._relay is not None, "hub not started"
@@ -144,6 +184,11 @@ class Hub:
         )
         engine = make_engine(url, pool_size=DB_THREADS // 2)
         self._master_data = MasterData(engine)
+        key = signing_key(s)
+        self._access = AccessStore(engine)
+        self._tokens = Tokens(self._access, key)
+        self._verifier = Verifier(self._access, key)
+        await self._verifier.start()
 
         nats_url = s.nats_url
         if not nats_url:
@@ -151,8 +196,12 @@ class Hub:
             # Started from this thread on purpose: the child is tied to the thread that
             # spawned it (PDEATHSIG), so it must not be a short-lived worker thread.
             nats_url = self._embedded_nats.start()
+        # A comma-separated list names several servers of one cluster.
         self.nats = await nats.connect(
-            nats_url, name="orderhub-hub", max_reconnect_attempts=-1, reconnect_time_wait=0.5
+            servers=[u.strip() for u in nats_url.split(",") if u.strip()],
+            name="orderhub-hub",
+            max_reconnect_attempts=-1,
+            reconnect_time_wait=0.5,
         )
 
         if not ray.is_initialized():
@@ -163,10 +212,14 @@ class Hub:
             s.inventory_shards,
             url,
             namespace=s.ray_namespace,
+            detached=self.shares_actors,
+            resource=s.actor_resource,
             timings=self._timings,
         )
         self._inventory = Inventory([ShardLink(h) for h in self.shards], engine)
+        self._inventory.tally = self.metrics.reservations
         self._relay = OutboxRelay(self.nats, engine, stream=s.oms_stream)
+        self._relay.on_published = self.metrics.outbox.published
         await self._relay.start()
         self.dead_letters = DeadLetters(engine)
         self._orders = OrderIntake(
@@ -188,11 +241,20 @@ class Hub:
         self.pollers = Pollers(self.shops, self._orders, PollCursors(engine))
         self._orders.fetch_order = self._fetch_order
         await self.pollers.start()
+        self.metrics.watch(hub_sources(self))
+        ops_routes = OpsPages(self).routes()
         if s.http_addr:
             self.webhooks = WebhookReceiver(
-                self._orders, self.shops, self.dead_letters, fetch_order=self.pollers.fetch_order
+                self._orders,
+                self.shops,
+                self.dead_letters,
+                fetch_order=self.pollers.fetch_order,
+                routes=() if s.metrics_addr else ops_routes,
             )
             self.http_port = await self.webhooks.start(s.http_addr)
+        if s.metrics_addr:
+            self.ops_listener = OpsListener(ops_routes)
+            self.metrics_port = await self.ops_listener.start(s.metrics_addr)
         log.info(
             "hub started",
             extra={
@@ -219,6 +281,8 @@ class Hub:
             url,
             namespace=s.ray_namespace,
             policy=dataclasses.asdict(policy),
+            detached=self.shares_actors,
+            resource=s.actor_resource,
         )
         self._lanes = LaneHealthBoard([ShardLink(h) for h in self.lane_shards], policy)
         self._router = Router(
@@ -323,6 +387,8 @@ class Hub:
 
     async def stop(self) -> None:
         """Stop what this hub started, in reverse order."""
+        if self._verifier is not None:
+            await self._verifier.stop()
         if self._moves_sub is not None:
             with contextlib.suppress(Exception):
                 await self._moves_sub.unsubscribe()
@@ -336,6 +402,8 @@ class Hub:
             await self.pollers.stop()
         if self.webhooks is not None:
             await self.webhooks.stop()
+        if self.ops_listener is not None:
+            await self.ops_listener.stop()
         if self._shortfall_sub is not None:
             with contextlib.suppress(Exception):
                 await self._shortfall_sub.unsubscribe()
@@ -349,8 +417,9 @@ class Hub:
             await self._inventory.settle()
         if self._relay is not None:
             await self._relay.stop()
-        for handle in [*self.shards, *self.lane_shards]:
-            ray.kill(handle, no_restart=True)
+        if not self.shares_actors:
+            for handle in [*self.shards, *self.lane_shards]:
+                ray.kill(handle, no_restart=True)
         self.shards = []
         self.lane_shards = []
         if self._started_ray:

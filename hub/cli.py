@@ -12,8 +12,9 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
-from hub import logs
+from hub import cli_import, logs
 from hub.cli_reconcile import add_arguments as add_reconcile_arguments
+from hub.cli_token import add_arguments as add_token_arguments
 from hub.settings import Settings
 
 log = logging.getLogger("orderhub.cli")
@@ -41,6 +42,7 @@ async def _up(settings: Settings, demo: bool) -> int:
 
         os.environ.update(EmbeddedRay.environment())
     from hub.app import Hub
+    from hub.cli_token import ensure_admin_token
     from hub.demo import load_demo
     from hub.server import start_server
 
@@ -48,6 +50,14 @@ async def _up(settings: Settings, demo: bool) -> int:
     await hub.start()
     server = None
     try:
+        written = await asyncio.to_thread(ensure_admin_token, settings, hub.tokens, hub.access)
+        if written:
+            log.info("admin token written", extra={"path": written})
+            print(
+                f"An admin token is in {written} (the orderhub command-line tools read it)",
+                file=sys.stderr,
+                flush=True,
+            )
         if demo:
             await load_demo(hub)
             log.info("demo data loaded")
@@ -182,6 +192,13 @@ def build_parser() -> argparse.ArgumentParser:
         "reconcile", help="compare a platform statement with a running hub's orders (对账)"
     )
     add_reconcile_arguments(reconcile)
+    cli_import.add_command(sub)
+    add_token_arguments(sub, common)
+    for client in (stock, shops, reconcile):
+        client.add_argument(
+            "--token",
+            help="bearer token (ORDERHUB_TOKEN; default: <data dir>/admin.token of orderhub up)",
+        )
     return parser
 
 
@@ -207,6 +224,15 @@ def main(argv: list[str] | None = None) -> int:
         return _run(_up(settings, args.demo))
     if args.command == "db":
         return _db_upgrade(settings)
+    if args.command == "import":
+        return cli_import.run(args, settings)
+    if args.command == "token":
+        from hub.cli_token import run as token
+
+        for name in ("database_url",):
+            if getattr(args, name, None):
+                setattr(settings, name, getattr(args, name))
+        return token(args, settings)
     return 2
 
 

@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from adapters.money import MoneyError, exponent
 from adapters.times import BEIJING
+from hub.cli_token import hub_channel
 from hub.tables import format_table
 
 if TYPE_CHECKING:  # grpc and the generated code load only when a command runs
@@ -319,7 +320,7 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
         print(f"orderhub reconcile: {err}", file=sys.stderr)
         return FAILED
     try:
-        with grpc.insecure_channel(args.addr) as channel:
+        with hub_channel(args) as channel:
             response = reconcile_pb2_grpc.ReconciliationServiceStub(channel).Reconcile(
                 request, timeout=DEADLINE_S
             )

@@ -12,6 +12,7 @@ from google.protobuf.json_format import MessageToDict
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from hub.cli_stock import DEADLINE_S, describe
+from hub.cli_token import hub_channel
 from hub.tables import format_table
 from orderhub.v1 import order_pb2, order_pb2_grpc
 
@@ -49,7 +50,7 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     """Ask the hub at ``args.addr`` for its shops and print them; 1 when the call fails."""
     out = out or sys.stdout
     try:
-        with grpc.insecure_channel(args.addr) as channel:
+        with hub_channel(args) as channel:
             response = order_pb2_grpc.OrderServiceStub(channel).ListShops(
                 order_pb2.ListShopsRequest(), timeout=DEADLINE_S
             )

@@ -11,6 +11,7 @@ from typing import TextIO
 
 import grpc
 
+from hub.cli_token import hub_channel
 from hub.tables import format_table
 from orderhub.v1 import stock_pb2, stock_pb2_grpc
 
@@ -109,6 +110,11 @@ def describe(err: grpc.RpcError, addr: str) -> str:
         return f"cannot reach the hub at {addr}: {details}"
     if code is grpc.StatusCode.DEADLINE_EXCEEDED:
         return f"the hub at {addr} did not answer within {DEADLINE_S:g} s"
+    if code is grpc.StatusCode.UNAUTHENTICATED:
+        return (
+            f"the hub at {addr} wants a valid token: {details} (pass --token, set "
+            "ORDERHUB_TOKEN, or run where orderhub up keeps its data directory)"
+        )
     return f"the hub at {addr} refused: {code.name}: {details}"
 
 
@@ -126,7 +132,7 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
         limit=args.limit or 0,
     )
     try:
-        with grpc.insecure_channel(args.addr) as channel:
+        with hub_channel(args) as channel:
             response = stock_pb2_grpc.StockServiceStub(channel).GetInventoryMap(
                 request, timeout=DEADLINE_S
             )

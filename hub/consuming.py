@@ -13,6 +13,7 @@ import contextlib
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 from nats.aio.client import Client as NatsClient
@@ -36,6 +37,18 @@ class Poison:
     code: str
     reason: str
     event_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    """Where a durable consumer stands in its stream."""
+
+    connected: bool
+    #: Messages not yet delivered, and delivered but not yet acknowledged.
+    pending: int
+    ack_pending: int
+    #: When the oldest message not yet acknowledged reached the stream; None when none waits.
+    oldest_waiting_at: datetime | None
 
 
 class DurableConsumer(Generic[C]):
@@ -154,6 +167,23 @@ class DurableConsumer(Generic[C]):
             "pending": pending,
             "ack_pending": ack_pending,
         }
+
+    async def position(self) -> Position:
+        """How far behind the consumer is: its backlog and the age of its oldest message.
+
+        Messages are acknowledged in stream order, so the oldest one waiting is the first of
+        the consumer's subjects after its acknowledgement floor. Raises when NATS is away.
+        """
+        info = await self._js.consumer_info(self.stream, self.consumer, timeout=2.0)
+        pending, ack_pending = int(info.num_pending or 0), int(info.num_ack_pending or 0)
+        oldest: datetime | None = None
+        if pending or ack_pending:
+            floor = int(info.ack_floor.stream_seq or 0) if info.ack_floor else 0
+            first = await self._js.get_msg(
+                self.stream, seq=floor + 1, subject=self.subjects[0], next=True
+            )
+            oldest = first.time
+        return Position(self._nc.is_connected, pending, ack_pending, oldest)
 
     async def handle(self, msgs: Sequence[Msg]) -> None:
         """Apply one fetched batch: ack what is durable, :meth:`keep` what is poison."""

@@ -15,7 +15,7 @@ from collections import OrderedDict
 from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from sqlalchemy import Engine
 
@@ -197,11 +197,34 @@ class _Plan:
         )
 
 
+class ReservationTally(Protocol):
+    """Told how each reservation, release and commit answered (the hub's metrics)."""
+
+    def reserved(self, new: bool) -> None: ...
+
+    def refused(self, err: BaseException) -> None: ...
+
+    def decided(self, decision: str) -> None: ...
+
+
+class _NoTally:
+    def reserved(self, new: bool) -> None:
+        pass
+
+    def refused(self, err: BaseException) -> None:
+        pass
+
+    def decided(self, decision: str) -> None:
+        pass
+
+
 class Inventory:
     """Reservations, stock counts and availability over the shard actors."""
 
     def __init__(self, links: Sequence[ShardLink[Op]], engine: Engine) -> None:
         self.links = list(links)
+        #: Counts every answer: new holds, repeats, refusals, releases and commits.
+        self.tally: ReservationTally = _NoTally()
         self._engine = engine
         self._primaries: OrderedDict[str, str] = OrderedDict()
         self._reserving: dict[str, asyncio.Future[None]] = {}
@@ -291,7 +314,11 @@ class Inventory:
         self, order_id: str, lines: Sequence[LineInput], ttl_seconds: int = 0
     ) -> Reservation:
         """Hold every line or none; the same order again gets the same reservation."""
-        self._validate(order_id, lines, ttl_seconds)
+        try:
+            self._validate(order_id, lines, ttl_seconds)
+        except InvalidRequest as err:
+            self.tally.refused(err)
+            raise
         # One attempt per order at a time in this process; duplicates wait, then get
         # the idempotent answer.
         while (pending := self._reserving.get(order_id)) is not None:
@@ -299,10 +326,15 @@ class Inventory:
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._reserving[order_id] = done
         try:
-            return await self._reserve(order_id, lines, ttl_seconds)
+            reservation, new = await self._reserve(order_id, lines, ttl_seconds)
+        except Exception as err:
+            self.tally.refused(err)
+            raise
         finally:
             del self._reserving[order_id]
             done.set_result(None)
+        self.tally.reserved(new)
+        return reservation
 
     async def reserve_many(
         self, requests: Sequence[tuple[str, Sequence[LineInput], int]]
@@ -322,6 +354,7 @@ class Inventory:
                 self._validate(order_id, lines, ttl)
             except InvalidRequest as err:
                 answers[i] = err
+                self.tally.refused(err)
                 continue
             plan = self._plan(lines, ttl, now)
             if (
@@ -341,8 +374,11 @@ class Inventory:
                 if isinstance(result, Reservation):
                     self._remember_primary(op.order_id, op.primary_sku)
                     answers[i] = result
+                    self.tally.reserved(result.reservation_id == op.reservation_id)
                 else:
-                    answers[i] = result if isinstance(result, Exception) else RuntimeError(result)
+                    failed = result if isinstance(result, Exception) else RuntimeError(result)
+                    answers[i] = failed
+                    self.tally.refused(failed)
 
         async def one(i: int) -> None:
             order_id, lines, ttl = requests[i]
@@ -398,17 +434,18 @@ class Inventory:
 
     async def _reserve(
         self, order_id: str, lines: Sequence[LineInput], ttl_seconds: int
-    ) -> Reservation:
+    ) -> tuple[Reservation, bool]:
+        """The order's reservation, and whether this attempt made it (not an earlier one)."""
         plan = self._plan(lines, ttl_seconds, datetime.now(UTC))
         if self._reserved_otherwise(order_id, plan):
             # The order was reserved with other SKUs: it keeps that reservation.
-            return await self.get_reservation(order_id)
+            return await self.get_reservation(order_id), False
         reservation_id = plan.reservation_id
         primary = self.links[plan.primary_index]
         if len(plan.by_shard) == 1:
             reservation = await self._call(primary, plan.reserve_alone(order_id), Reservation)
             self._remember_primary(order_id, plan.primary_sku)
-            return reservation
+            return reservation, reservation.reservation_id == reservation_id
         remote_lines = {i: reqs for i, reqs in plan.by_shard.items() if i != plan.primary_index}
         others = {index: self.links[index] for index in remote_lines}
         prepared = await asyncio.gather(
@@ -428,7 +465,7 @@ class Inventory:
             existing = await primary.call(GetReservation(order_id))
             if isinstance(existing, Reservation):
                 await self._tell(others.values(), Follow(order_id, reservation_id, _ABORTED))
-                return existing
+                return existing, False
         try:
             if failure is not None:
                 raise failure
@@ -453,7 +490,7 @@ class Inventory:
         # The decision is durable in the primary; the others learn it in the background
         # (a shard that misses it asks the primary on its own sweep).
         self._background(self._tell(others.values(), Follow(order_id, reservation_id, outcome)))
-        return reservation
+        return reservation, outcome is _HELD
 
     async def release(self, order_id: str) -> Reservation:
         """Release an order's hold; the stock is available again at once."""
@@ -540,6 +577,7 @@ class Inventory:
             raise InvalidRequest("order_id is required", field="order_id")
         primary = await self._primary_link(order_id)
         reservation = await self._call(primary, op, Reservation)
+        self.tally.decided("released" if isinstance(op, Release) else "committed")
         others = {shard_of(ln.sku, self.shard_count) for ln in reservation.lines}
         others.discard(shard_of(reservation.primary_sku, self.shard_count))
         if others:

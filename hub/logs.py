@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import json
 import logging
 import sys
@@ -28,9 +29,24 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False, default=str)
 
 
+#: The id of the RPC being handled, set by the access guard; empty outside an RPC.
+request_id: contextvars.ContextVar[str] = contextvars.ContextVar("orderhub_request_id", default="")
+
+
+class RequestIdFilter(logging.Filter):
+    """Adds ``request_id`` to records logged while an RPC is handled."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        rid = request_id.get()
+        if rid and not hasattr(record, "request_id"):
+            record.request_id = rid
+        return True
+
+
 def configure(fmt: str = "json", level: int = logging.INFO) -> None:
     """Send logs to stderr as JSON (``fmt="json"``) or text."""
     handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(RequestIdFilter())
     if fmt == "json":
         handler.setFormatter(JsonFormatter())
     else:

@@ -262,7 +262,20 @@ class Pollers:
     # -- one run ---------------------------------------------------------------------------
 
     async def run_once(self, shop: Shop) -> RunResult:
-        """Pull the shop's next window and move its cursor; :class:`PullFailed` if it fails."""
+        """Pull the shop's next window and move its cursor; :class:`PullFailed` if it fails.
+
+        When another hub process is pulling the shop (its lease is taken), this run pulls
+        nothing and says so with no window, like a run that found nothing new.
+        """
+        lease = await asyncio.to_thread(self._cursors.try_lease, shop.platform, shop.shop_id)
+        if lease is None:
+            return RunResult(shop.platform, shop.shop_id, None)
+        try:
+            return await self._run_leased(shop)
+        finally:
+            await asyncio.to_thread(lease.release)
+
+    async def _run_leased(self, shop: Shop) -> RunResult:
         api = self._api(shop)
         creds = _credentials(shop)
         now = self._clock()

@@ -16,8 +16,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from nats.aio.client import Client as NatsClient
@@ -66,6 +67,14 @@ def backlog(engine: Engine) -> int:
         return int(conn.execute(select(func.count()).select_from(schema.outbox)).scalar() or 0)
 
 
+def backlog_age(engine: Engine) -> tuple[int, datetime | None]:
+    """How many messages wait to be published, and when the oldest of them was written."""
+    t = schema.outbox
+    with engine.connect() as conn:
+        row = conn.execute(select(func.count(), func.min(t.c.created_at))).one()
+    return int(row[0] or 0), row[1]
+
+
 class OutboxRelay:
     """Publishes the outbox to JetStream until stopped."""
 
@@ -91,6 +100,8 @@ class OutboxRelay:
         self._empty_passes = 0  # passes that found nothing to publish
         self._passed = asyncio.Condition()
         self.published = 0
+        #: Told of every batch once it is published and removed from the outbox (metrics).
+        self.on_published: Callable[[Sequence[Pending]], None] | None = None
 
     async def start(self) -> None:
         """Find or create the stream for ``oms.>`` and start relaying."""
@@ -190,6 +201,9 @@ class OutboxRelay:
         ]
         await asyncio.to_thread(forget, self._engine, done)
         self.published += len(done)
+        if self.on_published is not None and done:
+            sent = set(done)
+            self.on_published([row for row in rows if row.seq in sent])
         failed = [ack for ack in acks if isinstance(ack, Exception)]
         if failed:
             raise RuntimeError(

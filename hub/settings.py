@@ -46,6 +46,9 @@ class Settings:
     # The HTTP listener for platform webhooks (POST /webhooks/<platform>/<shop_id>);
     # empty turns it off.
     http_addr: str = "127.0.0.1:8080"
+    # A listener of its own for /metrics and the operator page (/ops), kept apart from the
+    # webhooks, which face the platforms; empty: they are served on http_addr.
+    metrics_addr: str = ""
     # Routing: the time zone whose calendar day warehouse capacity counts against, the
     # durable consumer of carrier tracking events (carrier.events.>), its stream and where
     # a new one starts ("all" or "new", as for the WMS),
@@ -59,6 +62,17 @@ class Settings:
     lane_policy: str = ""
     # Lane health actors; lanes are few and cheap, one is plenty for most deployments.
     lane_shards: int = 1
+    # Access: the key bearer tokens are signed with (every replica needs the same one; empty:
+    # a random key kept in <data-dir>/token.key), and TLS for the gRPC port: the server's
+    # certificate chain and key (PEM files), and a CA whose client certificates are then
+    # required (mutual TLS). Empty: plaintext.
+    # A Ray custom resource the inventory and lane actors ask for (a sliver of), so that
+    # they run only on the nodes that offer it; empty: any node.
+    actor_resource: str = ""
+    token_secret: str = ""
+    tls_cert: str = ""
+    tls_key: str = ""
+    tls_client_ca: str = ""
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -80,6 +94,7 @@ class Settings:
             oms_stream=os.environ.get("ORDERHUB_OMS_STREAM", "OMS"),
             shops_file=os.environ.get("ORDERHUB_SHOPS_FILE", ""),
             http_addr=os.environ.get("ORDERHUB_HTTP_ADDR", "127.0.0.1:8080"),
+            metrics_addr=os.environ.get("ORDERHUB_METRICS_ADDR", ""),
             routing_day_tz=os.environ.get("ORDERHUB_ROUTING_DAY_TZ", "Asia/Shanghai"),
             carrier_stream=os.environ.get("ORDERHUB_CARRIER_STREAM", "CARRIER"),
             carrier_consumer=os.environ.get("ORDERHUB_CARRIER_CONSUMER", "orderhub-carrier"),
@@ -88,6 +103,11 @@ class Settings:
             not in ("0", "false", "no", "off"),
             lane_policy=os.environ.get("ORDERHUB_LANE_POLICY", ""),
             lane_shards=_env_int("ORDERHUB_LANE_SHARDS", 1),
+            actor_resource=os.environ.get("ORDERHUB_ACTOR_RESOURCE", ""),
+            token_secret=os.environ.get("ORDERHUB_TOKEN_SECRET", ""),
+            tls_cert=os.environ.get("ORDERHUB_TLS_CERT", ""),
+            tls_key=os.environ.get("ORDERHUB_TLS_KEY", ""),
+            tls_client_ca=os.environ.get("ORDERHUB_TLS_CLIENT_CA", ""),
         )
 
     def resolved_database_url(self) -> str:

@@ -2,7 +2,8 @@
 
 ``POST /webhooks/<platform>/<shop_id>`` checks the platform's signature over the raw body
 (:mod:`adapters.webhooks`), then hands each order to :class:`hub.orders.OrderIntake`.
-``GET /healthz`` answers while the listener runs.
+``GET /healthz`` answers while the listener runs. The hub may add routes of its own to the
+same listener (``routes``: the metrics and the operator page, :mod:`hub.ops`).
 
 Replies, and why (a platform retries a non-2xx reply and in time disables the webhook):
 
@@ -25,7 +26,7 @@ import asyncio
 import hashlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -72,8 +73,10 @@ class WebhookReceiver:
         max_body: int = MAX_BODY,
         fetch_timeout_s: float = 10.0,
         clock: Callable[[], float] = time.time,
+        routes: Sequence[web.AbstractRouteDef] = (),
     ) -> None:
         self._intake = intake
+        self._routes = list(routes)
         self._shops = shops
         self._dead = dead_letters
         self._fetch = fetch_order
@@ -89,21 +92,12 @@ class WebhookReceiver:
         app = web.Application(client_max_size=self._max_body + 1)
         app.router.add_post("/webhooks/{platform}/{shop_id}", self.receive)
         app.router.add_get("/healthz", self.health)
+        app.router.add_routes(self._routes)
         return app
 
     async def start(self, addr: str) -> int:
         """Listen on ``host:port`` (port 0 picks a free one); the bound port."""
-        host, port = split_addr(addr)
-        runner = web.AppRunner(self.app(), shutdown_timeout=10.0)
-        await runner.setup()
-        try:
-            await web.TCPSite(runner, host, port).start()
-        except BaseException:
-            await runner.cleanup()
-            raise
-        self._runner = runner
-        self.port = int(runner.addresses[0][1])
-        log.info("webhook listener started", extra={"addr": f"{host}:{self.port}"})
+        self._runner, self.port = await listen(self.app(), addr, 10.0, "webhook")
         return self.port
 
     async def stop(self) -> None:
@@ -271,6 +265,23 @@ def split_addr(addr: str) -> tuple[str, int]:
     if not sep or not port.isdigit():
         raise ValueError(f"listen address {addr!r} is not host:port")
     return host.strip("[]") or "0.0.0.0", int(port)
+
+
+async def listen(
+    app: web.Application, addr: str, shutdown_timeout: float, what: str
+) -> tuple[web.AppRunner, int]:
+    """Serve ``app`` on ``host:port`` (port 0 picks a free one): its runner and bound port."""
+    host, port = split_addr(addr)
+    runner = web.AppRunner(app, shutdown_timeout=shutdown_timeout)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, host, port).start()
+    except BaseException:
+        await runner.cleanup()
+        raise
+    bound = int(runner.addresses[0][1])
+    log.info("%s listener started", what, extra={"addr": f"{host}:{bound}"})
+    return runner, bound
 
 
 def _error(status: int, code: str, message: str) -> web.Response:

@@ -24,6 +24,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from hub.app import Hub
+from hub.auth import Principal
 from hub.server import HubServer, start_server
 from hub.settings import Settings
 from hub.store.db import upgrade
@@ -181,6 +182,29 @@ async def hub_server(hub: Hub) -> AsyncIterator[HubServer]:
 def grpc_address(hub_server: HubServer) -> str:
     """Where the shared hub listens."""
     return f"127.0.0.1:{hub_server.port}"
+
+
+def issue_token(hub: Hub, role: str, subject: str = "") -> str:
+    """A fresh bearer token of ``role`` from the hub's own token service."""
+    token, _ = hub.tokens.issue(
+        role,
+        subject or f"tests-{role}",
+        by=Principal(subject="tests", role="admin", token_id=""),
+        action="tests",
+    )
+    return token
+
+
+@pytest.fixture(scope="session")
+def admin_token(hub: Hub) -> str:
+    """An admin token for the shared hub."""
+    return issue_token(hub, "admin", "tests-admin")
+
+
+@pytest.fixture(scope="session")
+def tokens(hub: Hub) -> Callable[..., str]:
+    """``tokens(role, subject="")``: a new token of that role for the shared hub."""
+    return lambda role, subject="": issue_token(hub, role, subject)
 
 
 @pytest.fixture

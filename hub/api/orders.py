@@ -15,6 +15,7 @@ from nats.aio.msg import Msg
 
 from hub.api import convert
 from hub.api.errors import abort, classify, invalid, refuse
+from hub.api.guard import principal
 from hub.domain.inventory import InventoryError
 from hub.domain.lifecycle import IllegalTransition, OrderAction, OrderNotFound
 from hub.domain.orders import OrderStatus
@@ -27,9 +28,6 @@ from hub.store.routing import RoutedShipment, RoutingStore
 from orderhub.v1 import order_pb2, order_pb2_grpc, routing_pb2
 
 log = logging.getLogger("orderhub.orders")
-#: Metadata naming who acts, until authentication names them (``x-orderhub-actor``).
-ACTOR_KEY = "x-orderhub-actor"
-
 Context = grpc.aio.ServicerContext[Any, Any]
 MAX_PAGE = 500
 MAX_INGEST_BATCH = 1000
@@ -145,11 +143,9 @@ def shop_message(shop: Shop, status: PollStatus | None) -> order_pb2.Shop:
 
 
 def actor_of(context: Context) -> str:
-    """Who is acting, as the caller said (``x-orderhub-actor``), else ``api``."""
-    for key, value in context.invocation_metadata() or ():
-        if key == ACTOR_KEY and isinstance(value, str) and value.strip():
-            return value.strip()[:128]
-    return "api"
+    """Who is acting: the subject of the caller's token (``api`` outside the guard)."""
+    who = principal()
+    return who.subject if who is not None else "api"
 
 
 class OrderServicer(order_pb2_grpc.OrderServiceServicer):

@@ -54,14 +54,17 @@ class StoredOrder:
 
 @dataclass(frozen=True, slots=True)
 class NewOrder:
-    """A new order to store: its hub id, the order, tags, placement, and its hold if any."""
+    """A new order to store: its hub id, the order, tags, placement, and a follow-up event."""
 
     order_id: str
     order: PlatformOrder
     tags: tuple[str, ...]
     placement: Placement
-    #: The ``stock_held`` event and its details, when its stock was held before storing.
+    #: An event written after the order's own, with its details: ``stock_held`` when its
+    #: stock was held before storing, ``imported`` for an order from a history import.
     hold: tuple[Change, dict[str, Any]] | None = None
+    #: Who made that event (an importer names its operator).
+    hold_actor: str = "hub"
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,7 +221,14 @@ class OrderStore:
                 )
                 if n.hold is not None:
                     logged.append(
-                        _Logged(stored, n.order, n.placement.queue, (n.hold[0],), "hub", n.hold[1])
+                        _Logged(
+                            stored,
+                            n.order,
+                            n.placement.queue,
+                            (n.hold[0],),
+                            n.hold_actor,
+                            n.hold[1],
+                        )
                     )
                 out.append(stored)
             _write_events(conn, logged, now)

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Row, select
+from sqlalchemy import Connection, Engine, Row, select, text
 
 from hub.store import schema
 from hub.store.db import upsert
@@ -37,11 +37,61 @@ class PollCursor:
     updated_at: datetime
 
 
+#: Any fixed number identifies the pollers' advisory locks on PostgreSQL (one per shop).
+POLL_LOCK = 0x0DE7_0B0E
+
+
+class Lease:
+    """This process's right to pull one shop now; :meth:`release` it when the run is over."""
+
+    def __init__(self, conn: Connection | None, key: str) -> None:
+        self._conn = conn
+        self._key = key
+
+    def release(self) -> None:
+        if self._conn is None:
+            return
+        try:
+            self._conn.execute(
+                text("SELECT pg_advisory_unlock(:cls, hashtext(:key))"),
+                {"cls": POLL_LOCK, "key": self._key},
+            )
+            self._conn.commit()
+        finally:
+            self._conn.close()
+            self._conn = None
+
+
 class PollCursors:
     """Reads and moves poll cursors."""
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
+
+    def try_lease(self, platform: str, shop_id: str) -> Lease | None:
+        """The right to pull a shop now, or None while another hub process pulls it.
+
+        Hub replicas all run the pollers of the shops file; on PostgreSQL a session advisory
+        lock per shop makes one of them pull a window while the others skip that round (the
+        lock goes with the connection if the process dies). SQLite serves one process.
+        """
+        key = f"{platform}/{shop_id}"
+        if self._engine.dialect.name != "postgresql":
+            return Lease(None, key)
+        conn = self._engine.connect()
+        try:
+            got = conn.execute(
+                text("SELECT pg_try_advisory_lock(:cls, hashtext(:key))"),
+                {"cls": POLL_LOCK, "key": key},
+            ).scalar_one()
+            conn.commit()
+        except BaseException:
+            conn.close()
+            raise
+        if not got:
+            conn.close()
+            return None
+        return Lease(conn, key)
 
     def get(self, platform: str, shop_id: str) -> PollCursor | None:
         """The shop's cursor, or None before its first pull."""

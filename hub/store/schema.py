@@ -375,3 +375,43 @@ lane_transitions = Table(
         "destination_province",
     ),
 )
+
+# Issued access tokens. The token itself is never stored: a token is a signed claim naming
+# its row, and the row says whether it still counts (expiry, revocation).
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("token_id", String(64), primary_key=True),
+    Column("subject", String(128), nullable=False),
+    Column("role", String(32), nullable=False),
+    Column("note", Text, nullable=False, default=""),
+    Column("issued_by", String(128), nullable=False),
+    Column("issued_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Column("revoked_at", UTCDateTime, nullable=True),
+    Column("revoked_by", String(128), nullable=False, default=""),
+    Column("revoke_reason", Text, nullable=False, default=""),
+)
+
+# Every audited write: who, when, what, and the target's state before and after. Append-only
+# (the migration adds triggers that refuse UPDATE and DELETE).
+audit_events = Table(
+    "audit_events",
+    metadata,
+    Column("audit_id", Id, primary_key=True, autoincrement=True),
+    Column("at", UTCDateTime, nullable=False),
+    Column("actor", String(128), nullable=False),
+    Column("role", String(32), nullable=False),
+    Column("token_id", String(64), nullable=False, default=""),
+    Column("action", String(128), nullable=False),
+    Column("target", String(256), nullable=False, default=""),
+    Column("request", Text, nullable=False, default=""),
+    Column("before", Text, nullable=False, default=""),
+    Column("after", Text, nullable=False, default=""),
+    Column("outcome", String(32), nullable=False),
+    Column("error", Text, nullable=False, default=""),
+    Column("request_id", String(64), nullable=False, default=""),
+    Index("ix_audit_events_at", "at"),
+    Index("ix_audit_events_actor_at", "actor", "at"),
+    Index("ix_audit_events_target", "target"),
+)

@@ -368,9 +368,9 @@ async def test_wait_until_serving_times_out_when_nothing_listens() -> None:
 
 
 @pytest.fixture
-async def client(grpc_address: str) -> AsyncIterator[AsyncOrderHubClient]:
-    """An asyncio client of the shared hub, with a token the hub does not check yet."""
-    async with AsyncOrderHubClient(grpc_address, token="test-token", timeout=20.0) as hub:
+async def client(grpc_address: str, admin_token: str) -> AsyncIterator[AsyncOrderHubClient]:
+    """An asyncio client of the shared hub with an admin token."""
+    async with AsyncOrderHubClient(grpc_address, token=admin_token, timeout=20.0) as hub:
         await hub.wait_until_serving(timeout=30)
         yield hub
 
@@ -424,13 +424,13 @@ async def test_commit_takes_the_goods_out(client: AsyncOrderHubClient, unique: s
 
 
 async def test_out_of_stock_raises_insufficient_stock_naming_the_sku(
-    grpc_address: str, unique: str
+    grpc_address: str, admin_token: str, unique: str
 ) -> None:
-    async with AsyncOrderHubClient(grpc_address) as setup:
+    async with AsyncOrderHubClient(grpc_address, token=admin_token) as setup:
         _, sku = await stocked(setup, unique, 4)
 
     def scenario() -> InsufficientStock:
-        with OrderHubClient(grpc_address, token="test-token", timeout=20.0) as hub:
+        with OrderHubClient(grpc_address, token=admin_token, timeout=20.0) as hub:
             with pytest.raises(InsufficientStock) as caught:
                 hub.reserve(f"{unique}-o1", [Line(sku, 5)])
             assert hub.get_availability(sku).total_available == 4
@@ -443,10 +443,10 @@ async def test_out_of_stock_raises_insufficient_stock_naming_the_sku(
 
 
 async def test_empty_order_id_raises_invalid_argument_naming_order_id(
-    grpc_address: str, unique: str
+    grpc_address: str, admin_token: str, unique: str
 ) -> None:
     def scenario() -> InvalidArgument:
-        with OrderHubClient(grpc_address, timeout=20.0) as hub:
+        with OrderHubClient(grpc_address, token=admin_token, timeout=20.0) as hub:
             with pytest.raises(InvalidArgument) as caught:
                 hub.reserve("", [Line(f"{unique}-TEE", 1)])
             return caught.value
@@ -482,9 +482,9 @@ async def test_reserve_batch_answers_each_order(client: AsyncOrderHubClient, uni
     assert (await client.get_availability(sku)).total_available == 1
 
 
-async def test_master_data_round_trips(grpc_address: str, unique: str) -> None:
+async def test_master_data_round_trips(grpc_address: str, admin_token: str, unique: str) -> None:
     def scenario() -> None:
-        with OrderHubClient(grpc_address, timeout=20.0) as hub:
+        with OrderHubClient(grpc_address, token=admin_token, timeout=20.0) as hub:
             hub.wait_until_serving(timeout=30, service="orderhub.v1.StockService")
             warehouse = hub.upsert_warehouse(
                 f"{unique}-SZ", "Shenzhen DC", "广东省", "深圳市", district="南山区"
@@ -593,3 +593,44 @@ async def test_routing_through_the_sdk(client: AsyncOrderHubClient, unique: str)
     with pytest.raises(InvalidArgument) as bad:
         await client.update_routing_rules('{"rules": [{"name": "x"}]}', validate_only=True)
     assert bad.value.field.startswith("rules_json.rules[0]")
+
+
+async def test_async_admin_methods_issue_audit_page_and_revoke(
+    client: AsyncOrderHubClient, unique: str
+) -> None:
+    issued = await client.create_token("finance", f"fin:{unique}", note="month end")
+    assert issued.token and issued.info.role == "finance"
+    assert issued.info.token_id in {t.token_id for t in await client.list_tokens(role="finance")}
+    for n in range(3):
+        await client.upsert_sku(f"{unique}-S{n}", "audited")
+    events = [e async for e in client.audit_events(target_prefix=f"sku:{unique}", page_size=2)]
+    assert [e.target for e in events] == [f"sku:{unique}-S{n}" for n in (2, 1, 0)]
+    revoked = await client.revoke_token(issued.info.token_id, reason="done")
+    assert revoked.HasField("revoked_at")
+    assert issued.info.token_id not in {t.token_id for t in await client.list_tokens()}
+
+
+async def test_raw_stubs_and_streams_carry_the_token_unless_a_call_names_its_own(
+    client: AsyncOrderHubClient,
+    grpc_address: str,
+    admin_token: str,
+    tokens: Callable[..., str],
+) -> None:
+    listed = await client.stock.ListWarehouses(stock_pb2.ListWarehousesRequest())
+    assert listed is not None
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await client.stock.SetStock(
+            stock_pb2.SetStockRequest(), metadata=auth_metadata(tokens("finance"))
+        )
+    assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    watch = client.stock.WatchAvailability(stock_pb2.WatchAvailabilityRequest(skus=["none"]))
+    await watch.initial_metadata()  # accepted: the stream carried the token
+    watch.cancel()
+
+    def blocking() -> int:
+        with OrderHubClient(grpc_address, token=admin_token) as hub:
+            answer, call = hub.stock.ListWarehouses.with_call(stock_pb2.ListWarehousesRequest())
+            assert call.code() == grpc.StatusCode.OK
+            return len(answer.warehouses)
+
+    assert await asyncio.to_thread(blocking) == len(listed.warehouses)

@@ -18,6 +18,7 @@ from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
 from hub.cli import main
+from orderhub.client import authorized_aio_channel
 from orderhub.v1 import stock_pb2, stock_pb2_grpc
 
 # A value no version of the proto defines; proto3 enums are open, so it can be sent.
@@ -25,8 +26,10 @@ UNKNOWN_DIMENSION = stock_pb2.InventoryMapDimension.ValueType(42)
 
 
 @pytest.fixture
-async def stock(grpc_address: str) -> AsyncIterator[stock_pb2_grpc.StockServiceStub]:
-    async with grpc.aio.insecure_channel(grpc_address) as ch:
+async def stock(
+    grpc_address: str, admin_token: str
+) -> AsyncIterator[stock_pb2_grpc.StockServiceStub]:
+    async with authorized_aio_channel(grpc_address, admin_token) as ch:
         yield stock_pb2_grpc.StockServiceStub(ch)
 
 
@@ -214,6 +217,7 @@ async def test_bad_map_requests_are_invalid_argument_naming_the_field(
 async def test_orderhub_stock_prints_the_map(
     stock: stock_pb2_grpc.StockServiceStub,
     grpc_address: str,
+    admin_token: str,
     unique: str,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -227,7 +231,17 @@ async def test_orderhub_stock_prints_the_map(
     where = [arg for w in c.warehouses for arg in ("--warehouse", w)]
     # The command is synchronous and the hub serves on this loop: run it in a thread.
     code = await asyncio.to_thread(
-        main, ["stock", "--addr", grpc_address, "--by", "province,category", *where]
+        main,
+        [
+            "stock",
+            "--addr",
+            grpc_address,
+            "--token",
+            admin_token,
+            "--by",
+            "province,category",
+            *where,
+        ],
     )
     assert code == 0
     lines = capsys.readouterr().out.splitlines()
@@ -252,7 +266,20 @@ async def test_orderhub_stock_prints_the_map(
     assert lines[8].startswith("as of ")
 
     code = await asyncio.to_thread(
-        main, ["stock", "--addr", grpc_address, "--sku", c.mug, "--by", "city", "--format", "json"]
+        main,
+        [
+            "stock",
+            "--addr",
+            grpc_address,
+            "--token",
+            admin_token,
+            "--sku",
+            c.mug,
+            "--by",
+            "city",
+            "--format",
+            "json",
+        ],
     )
     assert code == 0
     document = json.loads(capsys.readouterr().out)

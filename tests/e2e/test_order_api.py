@@ -18,6 +18,7 @@ from adapters import registry
 from adapters.mapping import parse_mapping
 from hub.app import Hub
 from hub.store.dead_letters import LetterStatus
+from orderhub.client import authorized_aio_channel
 from orderhub.v1 import order_pb2, order_pb2_grpc, stock_pb2, stock_pb2_grpc, wms_pb2, wms_pb2_grpc
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "platforms"
@@ -30,8 +31,8 @@ def fixture(name: str) -> dict[str, Any]:
 
 
 @pytest.fixture
-async def channel(grpc_address: str) -> AsyncIterator[grpc.aio.Channel]:
-    async with grpc.aio.insecure_channel(grpc_address) as ch:
+async def channel(grpc_address: str, admin_token: str) -> AsyncIterator[grpc.aio.Channel]:
+    async with authorized_aio_channel(grpc_address, admin_token) as ch:
         yield ch
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,7 @@ import grpc
 import nats
 import pytest
 
+from orderhub.client import auth_metadata, authorized_aio_channel
 from orderhub.v1 import order_pb2, order_pb2_grpc, stock_pb2, stock_pb2_grpc
 from tests.conftest import NATS_URL
 
@@ -24,12 +25,17 @@ FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "platforms"
 DOUYIN = json.loads((FIXTURES / "douyin_order_detail_sample.json").read_text())
 CODES = ("TEE-01-BLK-L", "CAP-02-RED")
 NO_REFUND = {"after_sale_status": 0, "after_sale_type": 0, "refund_status": 0}
-ACTOR = (("x-orderhub-actor", "agent:lin"),)
+
+
+@pytest.fixture(scope="module")
+def as_lin(tokens: Callable[..., str]) -> tuple[tuple[str, str], ...]:
+    """Call metadata acting as agent Lin (an ops token held by "agent:lin")."""
+    return auth_metadata(tokens("ops", "agent:lin"))
 
 
 @pytest.fixture
-async def channel(grpc_address: str) -> AsyncIterator[grpc.aio.Channel]:
-    async with grpc.aio.insecure_channel(grpc_address) as ch:
+async def channel(grpc_address: str, admin_token: str) -> AsyncIterator[grpc.aio.Channel]:
+    async with authorized_aio_channel(grpc_address, admin_token) as ch:
         yield ch
 
 
@@ -107,7 +113,10 @@ async def events(orders: order_pb2_grpc.OrderServiceStub, order_id: str) -> list
 
 
 async def test_holds_follow_refunds_and_shipping_commits(
-    orders: order_pb2_grpc.OrderServiceStub, stock: stock_pb2_grpc.StockServiceStub, unique: str
+    orders: order_pb2_grpc.OrderServiceStub,
+    stock: stock_pb2_grpc.StockServiceStub,
+    unique: str,
+    as_lin: tuple[tuple[str, str], ...],
 ) -> None:
     shop = f"{unique}-dy"
     await setup_shop(stock, unique, shop)
@@ -154,7 +163,7 @@ async def test_holds_follow_refunds_and_shipping_commits(
         order_pb2.ShipOrderRequest(
             order_id=order.order_id, carrier="sf", tracking_number="SF1234567890"
         ),
-        metadata=ACTOR,
+        metadata=as_lin,
     )
     assert shipped.order.status == order_pb2.ORDER_STATUS_SHIPPED
     assert (await held(stock, key)).status == stock_pb2.RESERVATION_STATUS_COMMITTED
@@ -166,7 +175,7 @@ async def test_holds_follow_refunds_and_shipping_commits(
         await orders.CancelOrder(order_pb2.CancelOrderRequest(order_id=order.order_id))
     assert late.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     delivered = await orders.DeliverOrder(
-        order_pb2.DeliverOrderRequest(order_id=order.order_id), metadata=ACTOR
+        order_pb2.DeliverOrderRequest(order_id=order.order_id), metadata=as_lin
     )
     assert delivered.order.status == order_pb2.ORDER_STATUS_DELIVERED
 
@@ -193,7 +202,10 @@ async def test_holds_follow_refunds_and_shipping_commits(
 
 
 async def test_a_cancelled_order_gives_its_stock_back_and_is_watched(
-    orders: order_pb2_grpc.OrderServiceStub, stock: stock_pb2_grpc.StockServiceStub, unique: str
+    orders: order_pb2_grpc.OrderServiceStub,
+    stock: stock_pb2_grpc.StockServiceStub,
+    unique: str,
+    as_lin: tuple[tuple[str, str], ...],
 ) -> None:
     shop = f"{unique}-dy"
     await setup_shop(stock, unique, shop)
@@ -206,7 +218,7 @@ async def test_a_cancelled_order_gives_its_stock_back_and_is_watched(
     await orders.HoldOrder(order_pb2.HoldOrderRequest(order_id=order.order_id, reason="风控"))
     cancelled = await orders.CancelOrder(
         order_pb2.CancelOrderRequest(order_id=order.order_id, reason="buyer asked by phone"),
-        metadata=ACTOR,
+        metadata=as_lin,
     )
     assert cancelled.order.status == order_pb2.ORDER_STATUS_CANCELLED
     assert await levels(stock, tee) == (10, 0)
@@ -225,7 +237,10 @@ async def test_a_cancelled_order_gives_its_stock_back_and_is_watched(
 
 
 async def test_review_approve_needs_mapped_skus_and_reject_cancels(
-    orders: order_pb2_grpc.OrderServiceStub, stock: stock_pb2_grpc.StockServiceStub, unique: str
+    orders: order_pb2_grpc.OrderServiceStub,
+    stock: stock_pb2_grpc.StockServiceStub,
+    unique: str,
+    as_lin: tuple[tuple[str, str], ...],
 ) -> None:
     shop = f"{unique}-dy"
     await setup_shop(stock, unique, shop, map_skus=False)
@@ -244,7 +259,7 @@ async def test_review_approve_needs_mapped_skus_and_reject_cancels(
     await map_sku(stock, shop, CODES[1], cap)
     approved = await orders.ApproveOrder(
         order_pb2.ApproveOrderRequest(order_id=order.order_id, note="card text checked"),
-        metadata=ACTOR,
+        metadata=as_lin,
     )
     assert approved.order.queue == "" and not approved.order.review_reasons
     assert [ln.sku for ln in approved.order.lines] == [tee, cap]

@@ -23,6 +23,7 @@ from sqlalchemy import create_engine, select
 
 from hub.embedded import free_port
 from hub.store import schema
+from orderhub.client import authorized_aio_channel, authorized_channel
 from orderhub.v1 import stock_pb2, stock_pb2_grpc
 from tests.conftest import NATS_URL, need_service
 from tests.integration.test_inventory_shards import assert_books_balance
@@ -52,6 +53,25 @@ class HubProcess:
     @property
     def address(self) -> str:
         return f"127.0.0.1:{self.port}"
+
+    @property
+    def token(self) -> str:
+        """The admin token `orderhub up` left in its data directory, else a new one."""
+        path = self.data_dir / "admin.token"
+        if path.exists():
+            return path.read_text().strip()
+        made = subprocess.run(
+            [ORDERHUB, "token", "create", "--role", "admin", "--subject", "tests"],
+            env=self.env,
+            capture_output=True,
+            check=True,
+            text=True,
+        )
+        return made.stdout.strip()
+
+    def channel(self) -> grpc.Channel:
+        """A channel to the hub carrying an admin token."""
+        return authorized_channel(self.address, self.token)
 
     def start(self, *args: str) -> float:
         """Start the hub and return how long it took to answer SERVING."""
@@ -128,7 +148,7 @@ def test_orderhub_up_with_embedded_services_serves_and_stops_cleanly(
         {"ORDERHUB_DATABASE_URL": "", "ORDERHUB_NATS_URL": "", "ORDERHUB_RAY_ADDRESS": ""}
     )
     hub.start("--demo")
-    with grpc.insecure_channel(hub.address) as channel:
+    with hub.channel() as channel:
         stock = stock_pb2_grpc.StockServiceStub(channel)
         level = stock.GetAvailability(
             stock_pb2.GetAvailabilityRequest(sku="TEE-01-BLK-L"), timeout=10
@@ -172,10 +192,15 @@ def test_a_signal_to_the_hubs_whole_group_still_stops_it_in_order(
 
 
 async def _reserve_all(
-    address: str, orders: list[str], sku: str, acked: dict[str, str], enough: asyncio.Event
+    address: str,
+    token: str,
+    orders: list[str],
+    sku: str,
+    acked: dict[str, str],
+    enough: asyncio.Event,
 ) -> None:
     """Reserve one unit per order, 50 at a time; remember every acknowledged reservation."""
-    async with grpc.aio.insecure_channel(address) as channel:
+    async with authorized_aio_channel(address, token) as channel:
         stock = stock_pb2_grpc.StockServiceStub(channel)
         gate = asyncio.Semaphore(50)
 
@@ -214,7 +239,7 @@ def test_kill_9_of_the_hub_loses_no_acknowledged_reservation(
         }
     )
     hub.start()
-    with grpc.insecure_channel(hub.address) as channel:
+    with hub.channel() as channel:
         stock = stock_pb2_grpc.StockServiceStub(channel)
         stock.UpsertWarehouse(
             stock_pb2.UpsertWarehouseRequest(
@@ -233,7 +258,9 @@ def test_kill_9_of_the_hub_loses_no_acknowledged_reservation(
 
     async def load_then_kill() -> None:
         enough = asyncio.Event()
-        load = asyncio.ensure_future(_reserve_all(hub.address, orders, "HOT", acked, enough))
+        load = asyncio.ensure_future(
+            _reserve_all(hub.address, hub.token, orders, "HOT", acked, enough)
+        )
         await enough.wait()  # kill -9 mid-stream, with reservations in flight
         assert hub.process is not None
         os.kill(hub.process.pid, signal.SIGKILL)
@@ -245,7 +272,7 @@ def test_kill_9_of_the_hub_loses_no_acknowledged_reservation(
     assert 300 <= len(acked) < len(orders)
 
     hub.start()
-    with grpc.insecure_channel(hub.address) as channel:
+    with hub.channel() as channel:
         stock = stock_pb2_grpc.StockServiceStub(channel)
         for order_id, reservation_id in acked.items():
             found = stock.GetReservation(

@@ -17,6 +17,7 @@ from grpc_status import rpc_status
 
 from hub.cli import main as orderhub
 from orderhub import InvalidArgument, OrderHubClient
+from orderhub.client import authorized_aio_channel
 from orderhub.v1 import order_pb2, order_pb2_grpc, reconcile_pb2, reconcile_pb2_grpc
 
 SAMPLE = (
@@ -81,8 +82,8 @@ def request(shop: str, statement: bytes) -> reconcile_pb2.ReconcileRequest:
 
 
 @pytest.fixture
-async def channel(grpc_address: str) -> AsyncIterator[grpc.aio.Channel]:
-    async with grpc.aio.insecure_channel(grpc_address) as ch:
+async def channel(grpc_address: str, admin_token: str) -> AsyncIterator[grpc.aio.Channel]:
+    async with authorized_aio_channel(grpc_address, admin_token) as ch:
         yield ch
 
 
@@ -206,6 +207,7 @@ async def _details(
 async def test_the_cli_and_the_sdk_report_the_same_differences(
     channel: grpc.aio.Channel,
     grpc_address: str,
+    admin_token: str,
     unique: str,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
@@ -221,7 +223,17 @@ async def test_the_cli_and_the_sdk_report_the_same_differences(
             + statement_row(f"69{base}000002", 2500)
         ).encode("utf-8-sig")
     )
-    argv = ["reconcile", "--addr", grpc_address, "--platform", "douyin", "--shop", shop]
+    argv = [
+        "reconcile",
+        "--addr",
+        grpc_address,
+        "--token",
+        admin_token,
+        "--platform",
+        "douyin",
+        "--shop",
+        shop,
+    ]
     argv += ["--from", "2024-05-01", "--to", "2024-05-31", "--statement", str(statement)]
 
     code = await asyncio.to_thread(orderhub, [*argv, "--json"])
@@ -238,14 +250,14 @@ async def test_the_cli_and_the_sdk_report_the_same_differences(
     assert "REFUND_NOT_REFLECTED" in table and "30.10" in table and "-19.90" in table
 
     def sdk() -> reconcile_pb2.ReconcileResponse:
-        with OrderHubClient(grpc_address) as client:
+        with OrderHubClient(grpc_address, token=admin_token) as client:
             return client.reconcile("douyin", shop, MAY_START, MAY_END, statement)
 
     answer = await asyncio.to_thread(sdk)
     assert [d.platform_order_id for d in answer.differences] == [f"69{base}000001"]
 
     def sdk_bad() -> None:
-        with OrderHubClient(grpc_address) as client:
+        with OrderHubClient(grpc_address, token=admin_token) as client:
             client.reconcile("douyin", shop, MAY_START, MAY_END, b"order id,paid\nA,x\n")
 
     with pytest.raises(InvalidArgument) as refused:
@@ -254,9 +266,22 @@ async def test_the_cli_and_the_sdk_report_the_same_differences(
 
 
 async def test_pulling_needs_the_shops_credentials(
-    grpc_address: str, unique: str, capsys: pytest.CaptureFixture[str]
+    grpc_address: str,
+    unique: str,
+    capsys: pytest.CaptureFixture[str],
+    admin_token: str,
 ) -> None:
-    argv = ["reconcile", "--addr", grpc_address, "--platform", "douyin", "--shop", unique]
+    argv = [
+        "reconcile",
+        "--addr",
+        grpc_address,
+        "--token",
+        admin_token,
+        "--platform",
+        "douyin",
+        "--shop",
+        unique,
+    ]
     argv += ["--from", "2024-05-01", "--to", "2024-05-31", "--pull"]
     assert await asyncio.to_thread(orderhub, argv) == 2
     assert "no API credentials" in capsys.readouterr().err

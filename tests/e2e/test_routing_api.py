@@ -22,6 +22,7 @@ from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
 from hub.app import Hub
+from orderhub.client import auth_metadata, authorized_aio_channel
 from orderhub.v1 import (
     order_pb2,
     order_pb2_grpc,
@@ -40,8 +41,8 @@ NO_REFUND = {"after_sale_status": 0, "after_sale_type": 0, "refund_status": 0}
 
 
 @pytest.fixture
-async def channel(grpc_address: str) -> AsyncIterator[grpc.aio.Channel]:
-    async with grpc.aio.insecure_channel(grpc_address) as ch:
+async def channel(grpc_address: str, admin_token: str) -> AsyncIterator[grpc.aio.Channel]:
+    async with authorized_aio_channel(grpc_address, admin_token) as ch:
         yield ch
 
 
@@ -285,7 +286,7 @@ async def test_routing_an_unknown_order_is_not_found(
 
 
 async def test_rules_update_is_versioned_and_a_bad_one_changes_nothing(
-    routing: routing_pb2_grpc.RoutingServiceStub,
+    routing: routing_pb2_grpc.RoutingServiceStub, tokens: Callable[..., str]
 ) -> None:
     before = (await routing.GetRoutingRules(routing_pb2.GetRoutingRulesRequest())).rules
     with pytest.raises(grpc.aio.AioRpcError) as refused:
@@ -307,7 +308,7 @@ async def test_rules_update_is_versioned_and_a_bad_one_changes_nothing(
             expected_version=before.version,
             comment="an hour is worth a little more",
         ),
-        metadata=(("x-orderhub-actor", "ops:wang"),),
+        metadata=auth_metadata(tokens("ops", "ops:wang")),
     )
     assert stored.rules.version > before.version
     assert stored.rules.updated_by == "ops:wang"

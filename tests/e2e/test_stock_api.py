@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import grpc
 import pytest
@@ -15,6 +15,7 @@ from grpc_status import rpc_status
 from hub.app import Hub
 from hub.domain.inventory import ReservationNotFound
 from hub.server import start_server
+from orderhub.client import authorized_aio_channel
 from orderhub.v1 import (
     stock_pb2,
     stock_pb2_grpc,
@@ -22,8 +23,8 @@ from orderhub.v1 import (
 
 
 @pytest.fixture
-async def channel(grpc_address: str) -> AsyncIterator[grpc.aio.Channel]:
-    async with grpc.aio.insecure_channel(grpc_address) as ch:
+async def channel(grpc_address: str, admin_token: str) -> AsyncIterator[grpc.aio.Channel]:
+    async with authorized_aio_channel(grpc_address, admin_token) as ch:
         yield ch
 
 
@@ -339,10 +340,12 @@ async def test_a_deadline_ends_a_call_that_would_wait_longer(
     assert asyncio.get_running_loop().time() - began < 5
 
 
-async def test_graceful_stop_finishes_in_flight_reservations(hub: Hub, unique: str) -> None:
+async def test_graceful_stop_finishes_in_flight_reservations(
+    hub: Hub, admin_token: str, unique: str
+) -> None:
     """A second server on the same hub is stopped mid-load: accepted calls all complete."""
     server = await start_server(hub, "127.0.0.1:0")
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as ch:
+    async with authorized_aio_channel(f"127.0.0.1:{server.port}", admin_token) as ch:
         stub = stock_pb2_grpc.StockServiceStub(ch)
         await catalogue(stub, unique, ("TEE", "GZ", 1000))
         calls = [
@@ -372,15 +375,19 @@ async def test_graceful_stop_finishes_in_flight_reservations(hub: Hub, unique: s
 
 
 async def test_many_clients_on_a_hot_sku_get_exactly_the_stock(
-    grpc_address: str, stock: stock_pb2_grpc.StockServiceStub, unique: str
+    grpc_address: str,
+    stock: stock_pb2_grpc.StockServiceStub,
+    tokens: Callable[..., str],
+    unique: str,
 ) -> None:
     """20 clients, each with its own connection, race 2,000 reservations for 250 units."""
     await catalogue(stock, unique, ("HOT", "GZ", 250))
     sku = f"{unique}-HOT"
+    storefront = tokens("integration")
 
     async def client(n: int) -> list[bool]:
-        async with grpc.aio.insecure_channel(
-            grpc_address, options=[("grpc.use_local_subchannel_pool", 1)]
+        async with authorized_aio_channel(
+            grpc_address, storefront, options=[("grpc.use_local_subchannel_pool", 1)]
         ) as ch:
             stub = stock_pb2_grpc.StockServiceStub(ch)
 

@@ -11,11 +11,11 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
-import grpc
 import pytest
 
 from hub.app import Hub
 from hub.cli import main as orderhub
+from orderhub.client import authorized_aio_channel
 from orderhub.v1 import order_pb2, order_pb2_grpc
 from tests.conftest import E2E_SHOPIFY_SHOP, E2E_WEBHOOK_SECRET
 
@@ -28,8 +28,10 @@ SAMPLE = (
 
 
 @pytest.fixture
-async def orders(grpc_address: str) -> AsyncIterator[order_pb2_grpc.OrderServiceStub]:
-    async with grpc.aio.insecure_channel(grpc_address) as ch:
+async def orders(
+    grpc_address: str, admin_token: str
+) -> AsyncIterator[order_pb2_grpc.OrderServiceStub]:
+    async with authorized_aio_channel(grpc_address, admin_token) as ch:
         yield order_pb2_grpc.OrderServiceStub(ch)
 
 
@@ -71,12 +73,18 @@ async def test_a_signed_shopify_push_is_an_order_and_a_forged_one_is_refused(
 
 
 async def test_the_hub_lists_its_shops_and_their_pulling(
-    orders: order_pb2_grpc.OrderServiceStub, grpc_address: str, capsys: pytest.CaptureFixture[str]
+    orders: order_pb2_grpc.OrderServiceStub,
+    grpc_address: str,
+    capsys: pytest.CaptureFixture[str],
+    admin_token: str,
 ) -> None:
     listed = await orders.ListShops(order_pb2.ListShopsRequest())
     (shop,) = [s for s in listed.shops if s.shop_id == E2E_SHOPIFY_SHOP]
     assert (shop.platform, shop.polled, shop.poll_state) == ("shopify", False, "not_polled")
     assert shop.webhooks_verifiable and not shop.api_credentials
-    assert await asyncio.to_thread(orderhub, ["shops", "--addr", grpc_address]) == 0
+    assert (
+        await asyncio.to_thread(orderhub, ["shops", "--addr", grpc_address, "--token", admin_token])
+        == 0
+    )
     table = capsys.readouterr().out
     assert E2E_SHOPIFY_SHOP in table and "not_polled" in table

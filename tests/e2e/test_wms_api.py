@@ -13,6 +13,7 @@ from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
 from hub.app import Hub
+from orderhub.client import authorized_aio_channel
 from orderhub.v1 import stock_pb2, stock_pb2_grpc, wms_pb2, wms_pb2_grpc
 from tests.conftest import NATS_URL
 
@@ -20,8 +21,8 @@ JSON = {"Content-Type": "application/json"}
 
 
 @pytest.fixture
-async def channel(grpc_address: str) -> AsyncIterator[grpc.aio.Channel]:
-    async with grpc.aio.insecure_channel(grpc_address) as ch:
+async def channel(grpc_address: str, admin_token: str) -> AsyncIterator[grpc.aio.Channel]:
+    async with authorized_aio_channel(grpc_address, admin_token) as ch:
         yield ch
 
 

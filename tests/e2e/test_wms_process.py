@@ -14,7 +14,6 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-import grpc
 import nats
 import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -105,7 +104,7 @@ def test_kill_9_mid_stream_then_restart_applies_every_event_exactly_once(
             }
         )
         hub.start()
-        with grpc.insecure_channel(hub.address) as channel:
+        with hub.channel() as channel:
             stock = stock_pb2_grpc.StockServiceStub(channel)
             stock.UpsertWarehouse(
                 stock_pb2.UpsertWarehouseRequest(
@@ -145,7 +144,7 @@ def test_kill_9_mid_stream_then_restart_applies_every_event_exactly_once(
         assert ledgered(engine) == distinct  # nothing twice
         assert levels == expected  # nothing lost, and in order per SKU
         assert {sku: int(v) for sku, v in per_sku_ledger.items()} == expected
-        with grpc.insecure_channel(hub.address) as channel:
+        with hub.channel() as channel:
             stock = stock_pb2_grpc.StockServiceStub(channel)
             answer = stock.GetAvailability(stock_pb2.GetAvailabilityRequest(sku=SKUS[0]))
             assert answer.levels[0].on_hand == expected[SKUS[0]]

@@ -442,3 +442,34 @@ async def test_fetch_order_returns_the_full_order_for_a_webhook(
     assert order["order_id"] == order_id and order["sku_order_list"]
     assert saved.stored.order.platform_order_id == order_id
     assert stub.calls_of("douyin", DETAIL["douyin"])[0].params == {"shop_order_id": order_id}
+
+
+async def test_one_hub_pulls_a_shop_at_a_time(
+    stub: PlatformStub, new_database: Callable[[str], str]
+) -> None:
+    """Hub replicas share the shops file; on PostgreSQL a shop's lease keeps them from
+    pulling the same window twice (and spending the platform's rate limit twice)."""
+    db = make_engine(new_database("postgresql"))
+    time = FakeTime(NOW)
+    target = shop(stub, "taobao")
+    replica = pollers([target], db, time)
+    other_hub = PollCursors(db).try_lease(target.platform, target.shop_id)
+    assert other_hub is not None
+    try:
+        calls = len(stub.calls)
+        skipped = await replica.run_once(target)
+        assert skipped.window is None and skipped.orders == 0
+        assert len(stub.calls) == calls  # it asked the platform nothing
+        assert PollCursors(db).try_lease(target.platform, target.shop_id) is None
+    finally:
+        other_hub.release()
+    try:
+        results = await pull_all(replica, target)
+        assert results[0].window is not None and stored(db, "taobao") == 6
+        # Its lease went with the run: another process can take the shop now.
+        again = PollCursors(db).try_lease(target.platform, target.shop_id)
+        assert again is not None
+        again.release()
+    finally:
+        await replica.stop()
+        db.dispose()

@@ -5,6 +5,7 @@ from orderhub.client import (
     Aborted,
     AsyncOrderHubClient,
     Backoff,
+    BearerAuth,
     DeadlineExceeded,
     FailedPrecondition,
     InsufficientStock,
@@ -20,7 +21,11 @@ from orderhub.client import (
     Unauthenticated,
     Unavailable,
     Unimplemented,
+    aio_bearer_auth,
     auth_metadata,
+    authorized_aio_channel,
+    authorized_channel,
+    read_token,
 )
 
 __all__ = [
@@ -28,6 +33,7 @@ __all__ = [
     "Aborted",
     "AsyncOrderHubClient",
     "Backoff",
+    "BearerAuth",
     "DeadlineExceeded",
     "FailedPrecondition",
     "InsufficientStock",
@@ -43,5 +49,9 @@ __all__ = [
     "Unauthenticated",
     "Unavailable",
     "Unimplemented",
+    "aio_bearer_auth",
     "auth_metadata",
+    "authorized_aio_channel",
+    "authorized_channel",
+    "read_token",
 ]

@@ -48,6 +48,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_status import rpc_status
 
 from orderhub.v1 import (
+    admin_pb2,
+    admin_pb2_grpc,
     order_pb2,
     order_pb2_grpc,
     reconcile_pb2,
@@ -65,6 +67,7 @@ __all__ = [
     "Aborted",
     "AsyncOrderHubClient",
     "Backoff",
+    "BearerAuth",
     "DeadlineExceeded",
     "FailedPrecondition",
     "InsufficientStock",
@@ -80,7 +83,11 @@ __all__ = [
     "Unauthenticated",
     "Unavailable",
     "Unimplemented",
+    "aio_bearer_auth",
     "auth_metadata",
+    "authorized_aio_channel",
+    "authorized_channel",
+    "read_token",
 ]
 
 DEFAULT_ADDRESS: Final = "127.0.0.1:50051"
@@ -364,6 +371,169 @@ def auth_metadata(token: str | None) -> Metadata:
     return (("authorization", f"Bearer {token}"),)
 
 
+def read_token(data_dir: str | os.PathLike[str] | None = None) -> str | None:
+    """A bearer token from where OrderHub's tools keep one, or None.
+
+    In order: ``ORDERHUB_TOKEN``; the file named by ``ORDERHUB_TOKEN_FILE``; the admin token
+    ``orderhub up`` leaves in its data directory (``data_dir``, else ``ORDERHUB_DATA_DIR``,
+    else ``.orderhub``) as ``admin.token``.
+    """
+    token = os.environ.get("ORDERHUB_TOKEN", "").strip()
+    if token:
+        return token
+    named = os.environ.get("ORDERHUB_TOKEN_FILE", "").strip()
+    path = (
+        Path(named)
+        if named
+        else Path(data_dir or os.environ.get("ORDERHUB_DATA_DIR") or ".orderhub") / "admin.token"
+    )
+    try:
+        return path.read_text(encoding="utf-8").strip() or None
+    except OSError:
+        return None
+
+
+def _with_token(metadata: Any, token: str | Callable[[], str]) -> list[tuple[str, str]]:
+    """The call's metadata with the token added; a call that names its own token keeps it."""
+    kept = [(k, v) for k, v in (metadata or ())]
+    if any(k == "authorization" for k, _ in kept):
+        return kept
+    value = token() if callable(token) else token
+    return [*kept, ("authorization", f"Bearer {value}")] if value else kept
+
+
+class _SyncDetails(
+    NamedTuple(
+        "_SyncDetails",
+        [
+            ("method", str),
+            ("timeout", float | None),
+            ("metadata", Any),
+            ("credentials", Any),
+            ("wait_for_ready", bool | None),
+            ("compression", Any),
+        ],
+    ),
+    grpc.ClientCallDetails,
+):
+    pass
+
+
+class BearerAuth(
+    grpc.UnaryUnaryClientInterceptor,  # type: ignore[type-arg]
+    grpc.UnaryStreamClientInterceptor,  # type: ignore[type-arg]
+    grpc.StreamUnaryClientInterceptor,  # type: ignore[type-arg]
+    grpc.StreamStreamClientInterceptor,  # type: ignore[type-arg]
+):
+    """Adds ``authorization: Bearer <token>`` to every call of a blocking channel.
+
+    ``grpc.intercept_channel(grpc.insecure_channel(addr), BearerAuth(token))``, or use
+    :func:`authorized_channel`.
+    """
+
+    def __init__(self, token: str | Callable[[], str]) -> None:
+        self._token = token
+
+    def _details(self, details: Any) -> _SyncDetails:
+        return _SyncDetails(
+            details.method,
+            details.timeout,
+            _with_token(details.metadata, self._token),
+            details.credentials,
+            getattr(details, "wait_for_ready", None),
+            getattr(details, "compression", None),
+        )
+
+    def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
+        return continuation(self._details(details), request)
+
+    def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
+        return continuation(self._details(details), request)
+
+    def intercept_stream_unary(self, continuation: Any, details: Any, requests: Any) -> Any:
+        return continuation(self._details(details), requests)
+
+    def intercept_stream_stream(self, continuation: Any, details: Any, requests: Any) -> Any:
+        return continuation(self._details(details), requests)
+
+
+def _aio_details(details: Any, token: str | Callable[[], str]) -> grpc.aio.ClientCallDetails:
+    return grpc.aio.ClientCallDetails(
+        details.method,
+        details.timeout,
+        grpc.aio.Metadata(*_with_token(details.metadata, token)),
+        details.credentials,
+        details.wait_for_ready,
+    )
+
+
+class _AioBearer:
+    def __init__(self, token: str | Callable[[], str]) -> None:
+        self._token = token
+
+
+class _AioUnaryUnary(_AioBearer, grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[type-arg]
+    async def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
+        return await continuation(_aio_details(details, self._token), request)
+
+
+class _AioUnaryStream(_AioBearer, grpc.aio.UnaryStreamClientInterceptor):  # type: ignore[type-arg]
+    async def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
+        return await continuation(_aio_details(details, self._token), request)
+
+
+class _AioStreamUnary(_AioBearer, grpc.aio.StreamUnaryClientInterceptor):  # type: ignore[type-arg]
+    async def intercept_stream_unary(self, continuation: Any, details: Any, requests: Any) -> Any:
+        return await continuation(_aio_details(details, self._token), requests)
+
+
+class _AioStreamStream(_AioBearer, grpc.aio.StreamStreamClientInterceptor):  # type: ignore[type-arg]
+    async def intercept_stream_stream(self, continuation: Any, details: Any, requests: Any) -> Any:
+        return await continuation(_aio_details(details, self._token), requests)
+
+
+def aio_bearer_auth(token: str | Callable[[], str]) -> list[Any]:
+    """Interceptors that add the bearer token to every call of a ``grpc.aio`` channel."""
+    return [
+        _AioUnaryUnary(token),
+        _AioUnaryStream(token),
+        _AioStreamUnary(token),
+        _AioStreamStream(token),
+    ]
+
+
+def authorized_channel(
+    address: str,
+    token: str,
+    *,
+    credentials: grpc.ChannelCredentials | None = None,
+    options: Sequence[tuple[str, Any]] = (),
+) -> grpc.Channel:
+    """A blocking channel whose every call carries ``token`` (TLS with ``credentials``)."""
+    raw = (
+        grpc.secure_channel(address, credentials, options=list(options))
+        if credentials is not None
+        else grpc.insecure_channel(address, options=list(options))
+    )
+    return grpc.intercept_channel(raw, BearerAuth(token))
+
+
+def authorized_aio_channel(
+    address: str,
+    token: str,
+    *,
+    credentials: grpc.ChannelCredentials | None = None,
+    options: Sequence[tuple[str, Any]] = (),
+) -> grpc.aio.Channel:
+    """A ``grpc.aio`` channel whose every call carries ``token``."""
+    interceptors = aio_bearer_auth(token)
+    if credentials is not None:
+        return grpc.aio.secure_channel(
+            address, credentials, options=list(options), interceptors=interceptors
+        )
+    return grpc.aio.insecure_channel(address, options=list(options), interceptors=interceptors)
+
+
 def _ingest_orders_request(
     orders: Iterable[tuple[str, str, str]],
 ) -> order_pb2.IngestPlatformOrdersRequest:
@@ -588,6 +758,29 @@ def _reconcile_request(
 # --------------------------------------------------------------------------- clients
 
 
+def _audit_request(
+    actor: str,
+    action: str,
+    target_prefix: str,
+    since: datetime | None,
+    until: datetime | None,
+    page_size: int,
+    page_token: str,
+) -> admin_pb2.ListAuditEventsRequest:
+    request = admin_pb2.ListAuditEventsRequest(
+        actor=actor,
+        action=action,
+        target_prefix=target_prefix,
+        page_size=page_size,
+        page_token=page_token,
+    )
+    if since is not None:
+        request.since.FromDatetime(since)
+    if until is not None:
+        request.until.FromDatetime(until)
+    return request
+
+
 class _ClientBase:
     """Settings and per-call metadata shared by the blocking and asyncio clients."""
 
@@ -620,6 +813,56 @@ def _credentials(
     return grpc.ssl_channel_credentials() if secure else None
 
 
+class _TokenCall:
+    """One RPC of a stub, adding the client's token to calls that do not name their own."""
+
+    __slots__ = ("_metadata", "_method")
+
+    def __init__(self, method: Any, metadata: Callable[[], Metadata]) -> None:
+        self._method = method
+        self._metadata = metadata
+
+    def _with(self, metadata: Any) -> Any:
+        given = tuple(metadata or ())
+        if any(key == "authorization" for key, _ in given):
+            return given
+        return given + self._metadata()
+
+    def __call__(self, request: Any, *args: Any, metadata: Any = None, **kwargs: Any) -> Any:
+        return self._method(request, *args, metadata=self._with(metadata), **kwargs)
+
+    def with_call(self, request: Any, *args: Any, metadata: Any = None, **kwargs: Any) -> Any:
+        return self._method.with_call(request, *args, metadata=self._with(metadata), **kwargs)
+
+    def future(self, request: Any, *args: Any, metadata: Any = None, **kwargs: Any) -> Any:
+        return self._method.future(request, *args, metadata=self._with(metadata), **kwargs)
+
+
+class _TokenStub:
+    """A generated stub whose calls carry the client's token as call metadata.
+
+    Cheaper than a channel interceptor (a ``grpc.aio`` one cost the client about 40 µs per
+    call here): the token is added to the call's own metadata, nothing else changes.
+    """
+
+    def __init__(self, stub: Any, metadata: Callable[[], Metadata]) -> None:
+        self._stub = stub
+        self._metadata = metadata
+
+    def __getattr__(self, name: str) -> _TokenCall:
+        call = _TokenCall(getattr(self._stub, name), self._metadata)
+        setattr(self, name, call)  # built once per RPC
+        return call
+
+
+S = TypeVar("S")
+
+
+def _with_token_stub(stub: S, client: _ClientBase) -> S:
+    """``stub`` with the client's token on every call (typed as the stub itself)."""
+    return cast(S, _TokenStub(stub, client.metadata))
+
+
 class OrderHubClient(_ClientBase):
     """A blocking OrderHub client over one gRPC channel; close it or use it as a context."""
 
@@ -645,10 +888,12 @@ class OrderHubClient(_ClientBase):
             self._channel = grpc.secure_channel(address, creds, options=list(options))
         else:
             self._channel = grpc.insecure_channel(address, options=list(options))
-        self.stock = stock_pb2_grpc.StockServiceStub(self._channel)
-        self.orders = order_pb2_grpc.OrderServiceStub(self._channel)
-        self.routing = routing_pb2_grpc.RoutingServiceStub(self._channel)
-        self.wms = wms_pb2_grpc.WmsServiceStub(self._channel)
+        # Raw stubs and streams carry the token too, not only call() (see _TokenStub).
+        self.stock = _with_token_stub(stock_pb2_grpc.StockServiceStub(self._channel), self)
+        self.orders = _with_token_stub(order_pb2_grpc.OrderServiceStub(self._channel), self)
+        self.routing = _with_token_stub(routing_pb2_grpc.RoutingServiceStub(self._channel), self)
+        self.wms = _with_token_stub(wms_pb2_grpc.WmsServiceStub(self._channel), self)
+        self.admin = _with_token_stub(admin_pb2_grpc.AdminServiceStub(self._channel), self)
         self._health: Any = health_pb2_grpc.HealthStub(self._channel)
 
     def __enter__(self) -> Self:
@@ -1052,6 +1297,51 @@ class OrderHubClient(_ClientBase):
         service = reconcile_pb2_grpc.ReconciliationServiceStub(self._channel)
         return self.call(service.Reconcile, request, idempotent=True, timeout=timeout)
 
+    # ----------------------------------------------------------------- AdminService
+
+    def create_token(
+        self, role: str, subject: str, *, ttl_seconds: int = 0, note: str = ""
+    ) -> admin_pb2.CreateTokenResponse:
+        """Issue a bearer token (admins only): ``.token`` is shown this once, ``.info`` kept."""
+        request = admin_pb2.CreateTokenRequest(
+            role=role, subject=subject, ttl_seconds=ttl_seconds, note=note
+        )
+        return self.call(self.admin.CreateToken, request)
+
+    def revoke_token(self, token_id: str, *, reason: str = "") -> admin_pb2.TokenInfo:
+        """Revoke a token everywhere within seconds; revoking one twice changes nothing."""
+        request = admin_pb2.RevokeTokenRequest(token_id=token_id, reason=reason)
+        return self.call(self.admin.RevokeToken, request, idempotent=True).info
+
+    def list_tokens(
+        self, *, role: str = "", include_inactive: bool = False
+    ) -> list[admin_pb2.TokenInfo]:
+        """Issued tokens (never the tokens themselves), oldest first."""
+        request = admin_pb2.ListTokensRequest(role=role, include_inactive=include_inactive)
+        return list(self.call(self.admin.ListTokens, request, idempotent=True).tokens)
+
+    def audit_events(
+        self,
+        *,
+        actor: str = "",
+        action: str = "",
+        target_prefix: str = "",
+        since: datetime | None = None,
+        until: datetime | None = None,
+        page_size: int = 100,
+    ) -> Generator[admin_pb2.AuditEvent, None, None]:
+        """Audited writes matching the filters, newest first, fetched a page at a time."""
+        page_token = ""
+        while True:
+            request = _audit_request(
+                actor, action, target_prefix, since, until, page_size, page_token
+            )
+            page = self.call(self.admin.ListAuditEvents, request, idempotent=True)
+            yield from page.events
+            page_token = page.next_page_token
+            if not page_token:
+                return
+
 
 class AsyncOrderHubClient(_ClientBase):
     """An asyncio OrderHub client over one ``grpc.aio`` channel; create it inside the loop."""
@@ -1075,10 +1365,12 @@ class AsyncOrderHubClient(_ClientBase):
             if creds is not None
             else grpc.aio.insecure_channel(address, options=list(options))
         )
-        self.stock = stock_pb2_grpc.StockServiceStub(self._channel)
-        self.orders = order_pb2_grpc.OrderServiceStub(self._channel)
-        self.routing = routing_pb2_grpc.RoutingServiceStub(self._channel)
-        self.wms = wms_pb2_grpc.WmsServiceStub(self._channel)
+        # Raw stubs and streams carry the token too, not only call() (see _TokenStub).
+        self.stock = _with_token_stub(stock_pb2_grpc.StockServiceStub(self._channel), self)
+        self.orders = _with_token_stub(order_pb2_grpc.OrderServiceStub(self._channel), self)
+        self.routing = _with_token_stub(routing_pb2_grpc.RoutingServiceStub(self._channel), self)
+        self.wms = _with_token_stub(wms_pb2_grpc.WmsServiceStub(self._channel), self)
+        self.admin = _with_token_stub(admin_pb2_grpc.AdminServiceStub(self._channel), self)
         self._health: Any = health_pb2_grpc.HealthStub(self._channel)
 
     async def __aenter__(self) -> Self:
@@ -1504,3 +1796,49 @@ class AsyncOrderHubClient(_ClientBase):
         )
         service = reconcile_pb2_grpc.ReconciliationServiceStub(self._channel)
         return await self.call(service.Reconcile, request, idempotent=True, timeout=timeout)
+
+    # ----------------------------------------------------------------- AdminService
+
+    async def create_token(
+        self, role: str, subject: str, *, ttl_seconds: int = 0, note: str = ""
+    ) -> admin_pb2.CreateTokenResponse:
+        """As :meth:`OrderHubClient.create_token`."""
+        request = admin_pb2.CreateTokenRequest(
+            role=role, subject=subject, ttl_seconds=ttl_seconds, note=note
+        )
+        return await self.call(self.admin.CreateToken, request)
+
+    async def revoke_token(self, token_id: str, *, reason: str = "") -> admin_pb2.TokenInfo:
+        """As :meth:`OrderHubClient.revoke_token`."""
+        request = admin_pb2.RevokeTokenRequest(token_id=token_id, reason=reason)
+        return (await self.call(self.admin.RevokeToken, request, idempotent=True)).info
+
+    async def list_tokens(
+        self, *, role: str = "", include_inactive: bool = False
+    ) -> list[admin_pb2.TokenInfo]:
+        """As :meth:`OrderHubClient.list_tokens`."""
+        request = admin_pb2.ListTokensRequest(role=role, include_inactive=include_inactive)
+        return list((await self.call(self.admin.ListTokens, request, idempotent=True)).tokens)
+
+    async def audit_events(
+        self,
+        *,
+        actor: str = "",
+        action: str = "",
+        target_prefix: str = "",
+        since: datetime | None = None,
+        until: datetime | None = None,
+        page_size: int = 100,
+    ) -> AsyncGenerator[admin_pb2.AuditEvent, None]:
+        """As :meth:`OrderHubClient.audit_events`."""
+        page_token = ""
+        while True:
+            request = _audit_request(
+                actor, action, target_prefix, since, until, page_size, page_token
+            )
+            page = await self.call(self.admin.ListAuditEvents, request, idempotent=True)
+            for event in page.events:
+                yield event
+            page_token = page.next_page_token
+            if not page_token:
+                return

@@ -23,9 +23,10 @@ _sym_db = _symbol_database.Default()
 
 
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
+from orderhub.v1 import options_pb2 as orderhub_dot_v1_dot_options__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15orderhub/v1/wms.proto\x12\x0borderhub.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xab\x01\n\x08WmsEvent\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x14\n\x0cwarehouse_id\x18\x02 \x01(\t\x12\x0b\n\x03sku\x18\x03 \x01(\t\x12\'\n\x04type\x18\x04 \x01(\x0e\x32\x19.orderhub.v1.WmsEventType\x12\x10\n\x08quantity\x18\x05 \x01(\x03\x12/\n\x0boccurred_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xb4\x03\n\nDeadLetter\x12\x11\n\tletter_id\x18\x01 \x01(\x03\x12\x0f\n\x07subject\x18\x02 \x01(\t\x12\x0e\n\x06stream\x18\x03 \x01(\t\x12\x17\n\x0fstream_sequence\x18\x04 \x01(\x04\x12\x10\n\x08\x65vent_id\x18\x05 \x01(\t\x12\r\n\x05\x65rror\x18\x06 \x01(\t\x12\x0e\n\x06reason\x18\x07 \x01(\t\x12-\n\x06status\x18\x08 \x01(\x0e\x32\x1d.orderhub.v1.DeadLetterStatus\x12\x10\n\x08\x61ttempts\x18\t \x01(\x05\x12/\n\x0breceived_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x35\n\x07headers\x18\x0c \x03(\x0b\x32$.orderhub.v1.DeadLetter.HeadersEntry\x12\x0f\n\x07payload\x18\r \x01(\x0c\x12\x0e\n\x06source\x18\x0e \x01(\t\x1a.\n\x0cHeadersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"~\n\x16ListDeadLettersRequest\x12-\n\x06status\x18\x01 \x01(\x0e\x32\x1d.orderhub.v1.DeadLetterStatus\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\x12\x0e\n\x06source\x18\x04 \x01(\t\"a\n\x17ListDeadLettersResponse\x12-\n\x0c\x64\x65\x61\x64_letters\x18\x01 \x03(\x0b\x32\x17.orderhub.v1.DeadLetter\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"@\n\x18ReplayDeadLettersRequest\x12\x12\n\nletter_ids\x18\x01 \x03(\x03\x12\x10\n\x08\x61ll_open\x18\x02 \x01(\x08\"\x82\x01\n\x0cReplayResult\x12\x11\n\tletter_id\x18\x01 \x01(\x03\x12-\n\x06status\x18\x02 \x01(\x0e\x32\x1d.orderhub.v1.DeadLetterStatus\x12\x11\n\tduplicate\x18\x03 \x01(\x08\x12\r\n\x05\x65rror\x18\x04 \x01(\t\x12\x0e\n\x06reason\x18\x05 \x01(\t\"G\n\x19ReplayDeadLettersResponse\x12*\n\x07results\x18\x01 \x03(\x0b\x32\x19.orderhub.v1.ReplayResult\"?\n\x19\x44iscardDeadLettersRequest\x12\x12\n\nletter_ids\x18\x01 \x03(\x03\x12\x0e\n\x06reason\x18\x02 \x01(\t\"/\n\x1a\x44iscardDeadLettersResponse\x12\x11\n\tdiscarded\x18\x01 \x01(\x05\"\x16\n\x14GetSyncStatusRequest\"\x96\x02\n\x15GetSyncStatusResponse\x12\x0e\n\x06stream\x18\x01 \x01(\t\x12\x10\n\x08\x63onsumer\x18\x02 \x01(\t\x12\x11\n\tconnected\x18\x03 \x01(\x08\x12\x0f\n\x07pending\x18\x04 \x01(\x04\x12\x13\n\x0b\x61\x63k_pending\x18\x05 \x01(\x04\x12\x0f\n\x07\x61pplied\x18\x06 \x01(\x04\x12\x12\n\nduplicates\x18\x07 \x01(\x04\x12\x15\n\rdead_lettered\x18\x08 \x01(\x04\x12\x33\n\x0flast_applied_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x19\n\x11open_dead_letters\x18\n \x01(\x03\x12\x16\n\x0eoutbox_backlog\x18\x0b \x01(\x03*\xdd\x01\n\x0cWmsEventType\x12\x1e\n\x1aWMS_EVENT_TYPE_UNSPECIFIED\x10\x00\x12\x1a\n\x16WMS_EVENT_TYPE_INBOUND\x10\x01\x12\x1b\n\x17WMS_EVENT_TYPE_OUTBOUND\x10\x02\x12\x1e\n\x1aWMS_EVENT_TYPE_TRANSFER_IN\x10\x03\x12\x1f\n\x1bWMS_EVENT_TYPE_TRANSFER_OUT\x10\x04\x12\x19\n\x15WMS_EVENT_TYPE_DAMAGE\x10\x05\x12\x18\n\x14WMS_EVENT_TYPE_COUNT\x10\x06*\x96\x01\n\x10\x44\x65\x61\x64LetterStatus\x12\"\n\x1e\x44\x45\x41\x44_LETTER_STATUS_UNSPECIFIED\x10\x00\x12\x1b\n\x17\x44\x45\x41\x44_LETTER_STATUS_OPEN\x10\x01\x12\x1f\n\x1b\x44\x45\x41\x44_LETTER_STATUS_REPLAYED\x10\x02\x12 \n\x1c\x44\x45\x41\x44_LETTER_STATUS_DISCARDED\x10\x03\x32\x8d\x03\n\nWmsService\x12\\\n\x0fListDeadLetters\x12#.orderhub.v1.ListDeadLettersRequest\x1a$.orderhub.v1.ListDeadLettersResponse\x12\x62\n\x11ReplayDeadLetters\x12%.orderhub.v1.ReplayDeadLettersRequest\x1a&.orderhub.v1.ReplayDeadLettersResponse\x12\x65\n\x12\x44iscardDeadLetters\x12&.orderhub.v1.DiscardDeadLettersRequest\x1a\'.orderhub.v1.DiscardDeadLettersResponse\x12V\n\rGetSyncStatus\x12!.orderhub.v1.GetSyncStatusRequest\x1a\".orderhub.v1.GetSyncStatusResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15orderhub/v1/wms.proto\x12\x0borderhub.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19orderhub/v1/options.proto\"\xab\x01\n\x08WmsEvent\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x14\n\x0cwarehouse_id\x18\x02 \x01(\t\x12\x0b\n\x03sku\x18\x03 \x01(\t\x12\'\n\x04type\x18\x04 \x01(\x0e\x32\x19.orderhub.v1.WmsEventType\x12\x10\n\x08quantity\x18\x05 \x01(\x03\x12/\n\x0boccurred_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xba\x03\n\nDeadLetter\x12\x11\n\tletter_id\x18\x01 \x01(\x03\x12\x0f\n\x07subject\x18\x02 \x01(\t\x12\x0e\n\x06stream\x18\x03 \x01(\t\x12\x17\n\x0fstream_sequence\x18\x04 \x01(\x04\x12\x10\n\x08\x65vent_id\x18\x05 \x01(\t\x12\r\n\x05\x65rror\x18\x06 \x01(\t\x12\x0e\n\x06reason\x18\x07 \x01(\t\x12-\n\x06status\x18\x08 \x01(\x0e\x32\x1d.orderhub.v1.DeadLetterStatus\x12\x10\n\x08\x61ttempts\x18\t \x01(\x05\x12/\n\x0breceived_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x35\n\x07headers\x18\x0c \x03(\x0b\x32$.orderhub.v1.DeadLetter.HeadersEntry\x12\x15\n\x07payload\x18\r \x01(\x0c\x42\x04\xc0\xf3\x18\x05\x12\x0e\n\x06source\x18\x0e \x01(\t\x1a.\n\x0cHeadersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"~\n\x16ListDeadLettersRequest\x12-\n\x06status\x18\x01 \x01(\x0e\x32\x1d.orderhub.v1.DeadLetterStatus\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\x12\x0e\n\x06source\x18\x04 \x01(\t\"a\n\x17ListDeadLettersResponse\x12-\n\x0c\x64\x65\x61\x64_letters\x18\x01 \x03(\x0b\x32\x17.orderhub.v1.DeadLetter\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"@\n\x18ReplayDeadLettersRequest\x12\x12\n\nletter_ids\x18\x01 \x03(\x03\x12\x10\n\x08\x61ll_open\x18\x02 \x01(\x08\"\x82\x01\n\x0cReplayResult\x12\x11\n\tletter_id\x18\x01 \x01(\x03\x12-\n\x06status\x18\x02 \x01(\x0e\x32\x1d.orderhub.v1.DeadLetterStatus\x12\x11\n\tduplicate\x18\x03 \x01(\x08\x12\r\n\x05\x65rror\x18\x04 \x01(\t\x12\x0e\n\x06reason\x18\x05 \x01(\t\"G\n\x19ReplayDeadLettersResponse\x12*\n\x07results\x18\x01 \x03(\x0b\x32\x19.orderhub.v1.ReplayResult\"?\n\x19\x44iscardDeadLettersRequest\x12\x12\n\nletter_ids\x18\x01 \x03(\x03\x12\x0e\n\x06reason\x18\x02 \x01(\t\"/\n\x1a\x44iscardDeadLettersResponse\x12\x11\n\tdiscarded\x18\x01 \x01(\x05\"\x16\n\x14GetSyncStatusRequest\"\x96\x02\n\x15GetSyncStatusResponse\x12\x0e\n\x06stream\x18\x01 \x01(\t\x12\x10\n\x08\x63onsumer\x18\x02 \x01(\t\x12\x11\n\tconnected\x18\x03 \x01(\x08\x12\x0f\n\x07pending\x18\x04 \x01(\x04\x12\x13\n\x0b\x61\x63k_pending\x18\x05 \x01(\x04\x12\x0f\n\x07\x61pplied\x18\x06 \x01(\x04\x12\x12\n\nduplicates\x18\x07 \x01(\x04\x12\x15\n\rdead_lettered\x18\x08 \x01(\x04\x12\x33\n\x0flast_applied_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x19\n\x11open_dead_letters\x18\n \x01(\x03\x12\x16\n\x0eoutbox_backlog\x18\x0b \x01(\x03*\xdd\x01\n\x0cWmsEventType\x12\x1e\n\x1aWMS_EVENT_TYPE_UNSPECIFIED\x10\x00\x12\x1a\n\x16WMS_EVENT_TYPE_INBOUND\x10\x01\x12\x1b\n\x17WMS_EVENT_TYPE_OUTBOUND\x10\x02\x12\x1e\n\x1aWMS_EVENT_TYPE_TRANSFER_IN\x10\x03\x12\x1f\n\x1bWMS_EVENT_TYPE_TRANSFER_OUT\x10\x04\x12\x19\n\x15WMS_EVENT_TYPE_DAMAGE\x10\x05\x12\x18\n\x14WMS_EVENT_TYPE_COUNT\x10\x06*\x96\x01\n\x10\x44\x65\x61\x64LetterStatus\x12\"\n\x1e\x44\x45\x41\x44_LETTER_STATUS_UNSPECIFIED\x10\x00\x12\x1b\n\x17\x44\x45\x41\x44_LETTER_STATUS_OPEN\x10\x01\x12\x1f\n\x1b\x44\x45\x41\x44_LETTER_STATUS_REPLAYED\x10\x02\x12 \n\x1c\x44\x45\x41\x44_LETTER_STATUS_DISCARDED\x10\x03\x32\x8d\x03\n\nWmsService\x12\\\n\x0fListDeadLetters\x12#.orderhub.v1.ListDeadLettersRequest\x1a$.orderhub.v1.ListDeadLettersResponse\x12\x62\n\x11ReplayDeadLetters\x12%.orderhub.v1.ReplayDeadLettersRequest\x1a&.orderhub.v1.ReplayDeadLettersResponse\x12\x65\n\x12\x44iscardDeadLetters\x12&.orderhub.v1.DiscardDeadLettersRequest\x1a\'.orderhub.v1.DiscardDeadLettersResponse\x12V\n\rGetSyncStatus\x12!.orderhub.v1.GetSyncStatusRequest\x1a\".orderhub.v1.GetSyncStatusResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,34 +35,36 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_DEADLETTER_HEADERSENTRY']._loaded_options = None
   _globals['_DEADLETTER_HEADERSENTRY']._serialized_options = b'8\001'
-  _globals['_WMSEVENTTYPE']._serialized_start=1603
-  _globals['_WMSEVENTTYPE']._serialized_end=1824
-  _globals['_DEADLETTERSTATUS']._serialized_start=1827
-  _globals['_DEADLETTERSTATUS']._serialized_end=1977
-  _globals['_WMSEVENT']._serialized_start=72
-  _globals['_WMSEVENT']._serialized_end=243
-  _globals['_DEADLETTER']._serialized_start=246
-  _globals['_DEADLETTER']._serialized_end=682
-  _globals['_DEADLETTER_HEADERSENTRY']._serialized_start=636
-  _globals['_DEADLETTER_HEADERSENTRY']._serialized_end=682
-  _globals['_LISTDEADLETTERSREQUEST']._serialized_start=684
-  _globals['_LISTDEADLETTERSREQUEST']._serialized_end=810
-  _globals['_LISTDEADLETTERSRESPONSE']._serialized_start=812
-  _globals['_LISTDEADLETTERSRESPONSE']._serialized_end=909
-  _globals['_REPLAYDEADLETTERSREQUEST']._serialized_start=911
-  _globals['_REPLAYDEADLETTERSREQUEST']._serialized_end=975
-  _globals['_REPLAYRESULT']._serialized_start=978
-  _globals['_REPLAYRESULT']._serialized_end=1108
-  _globals['_REPLAYDEADLETTERSRESPONSE']._serialized_start=1110
-  _globals['_REPLAYDEADLETTERSRESPONSE']._serialized_end=1181
-  _globals['_DISCARDDEADLETTERSREQUEST']._serialized_start=1183
-  _globals['_DISCARDDEADLETTERSREQUEST']._serialized_end=1246
-  _globals['_DISCARDDEADLETTERSRESPONSE']._serialized_start=1248
-  _globals['_DISCARDDEADLETTERSRESPONSE']._serialized_end=1295
-  _globals['_GETSYNCSTATUSREQUEST']._serialized_start=1297
-  _globals['_GETSYNCSTATUSREQUEST']._serialized_end=1319
-  _globals['_GETSYNCSTATUSRESPONSE']._serialized_start=1322
-  _globals['_GETSYNCSTATUSRESPONSE']._serialized_end=1600
-  _globals['_WMSSERVICE']._serialized_start=1980
-  _globals['_WMSSERVICE']._serialized_end=2377
+  _globals['_DEADLETTER'].fields_by_name['payload']._loaded_options = None
+  _globals['_DEADLETTER'].fields_by_name['payload']._serialized_options = b'\300\363\030\005'
+  _globals['_WMSEVENTTYPE']._serialized_start=1636
+  _globals['_WMSEVENTTYPE']._serialized_end=1857
+  _globals['_DEADLETTERSTATUS']._serialized_start=1860
+  _globals['_DEADLETTERSTATUS']._serialized_end=2010
+  _globals['_WMSEVENT']._serialized_start=99
+  _globals['_WMSEVENT']._serialized_end=270
+  _globals['_DEADLETTER']._serialized_start=273
+  _globals['_DEADLETTER']._serialized_end=715
+  _globals['_DEADLETTER_HEADERSENTRY']._serialized_start=669
+  _globals['_DEADLETTER_HEADERSENTRY']._serialized_end=715
+  _globals['_LISTDEADLETTERSREQUEST']._serialized_start=717
+  _globals['_LISTDEADLETTERSREQUEST']._serialized_end=843
+  _globals['_LISTDEADLETTERSRESPONSE']._serialized_start=845
+  _globals['_LISTDEADLETTERSRESPONSE']._serialized_end=942
+  _globals['_REPLAYDEADLETTERSREQUEST']._serialized_start=944
+  _globals['_REPLAYDEADLETTERSREQUEST']._serialized_end=1008
+  _globals['_REPLAYRESULT']._serialized_start=1011
+  _globals['_REPLAYRESULT']._serialized_end=1141
+  _globals['_REPLAYDEADLETTERSRESPONSE']._serialized_start=1143
+  _globals['_REPLAYDEADLETTERSRESPONSE']._serialized_end=1214
+  _globals['_DISCARDDEADLETTERSREQUEST']._serialized_start=1216
+  _globals['_DISCARDDEADLETTERSREQUEST']._serialized_end=1279
+  _globals['_DISCARDDEADLETTERSRESPONSE']._serialized_start=1281
+  _globals['_DISCARDDEADLETTERSRESPONSE']._serialized_end=1328
+  _globals['_GETSYNCSTATUSREQUEST']._serialized_start=1330
+  _globals['_GETSYNCSTATUSREQUEST']._serialized_end=1352
+  _globals['_GETSYNCSTATUSRESPONSE']._serialized_start=1355
+  _globals['_GETSYNCSTATUSRESPONSE']._serialized_end=1633
+  _globals['_WMSSERVICE']._serialized_start=2013
+  _globals['_WMSSERVICE']._serialized_end=2410
 # @@protoc_insertion_point(module_scope)
