@@ -52,12 +52,23 @@ def stop_child(process: subprocess.Popen[bytes] | None, timeout_s: float) -> Non
         process.wait()
 
 
+def _speaks_nats(host: str, port: int) -> bool:
+    """True when a NATS server answers on the port (it greets every client with INFO)."""
+    with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=0.2) as s:
+        return s.recv(4) == b"INFO"
+    return False
+
+
 class EmbeddedNats:
     """A nats-server child process with JetStream storage in a directory of ours."""
 
     def __init__(self, store_dir: Path, port: int | None = None) -> None:
         self.store_dir = store_dir
         self.port = port or free_port()
+        # A port we picked may be taken by someone else between picking and binding
+        # (any outgoing connection can draw it as its source port); only then, and only
+        # before the first successful start, does start() pick another.
+        self._may_repick = port is None
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -65,10 +76,24 @@ class EmbeddedNats:
         """The client URL of the server."""
         return f"nats://127.0.0.1:{self.port}"
 
-    def start(self, timeout_s: float = 10.0) -> str:
+    def start(self, timeout_s: float = 10.0, attempts: int = 3) -> str:
         """Start the server and wait until it accepts connections; return its URL."""
         self.store_dir.mkdir(parents=True, exist_ok=True)
-        log = open(self.store_dir / "nats-server.log", "ab")  # noqa: SIM115 - owned by the child
+        for attempt in range(1, attempts + 1):
+            exited = self._start_once(timeout_s)
+            if exited is None:
+                self._may_repick = False  # restarts keep the port clients know
+                return self.url
+            if not (self._may_repick and "address already in use" in exited) or attempt == attempts:
+                raise RuntimeError(f"nats-server exited early on port {self.port}: {exited}")
+            self.port = free_port()
+        raise AssertionError("unreachable")
+
+    def _start_once(self, timeout_s: float) -> str | None:
+        """One try: None once the server accepts connections, else the end of its log."""
+        log_path = self.store_dir / "nats-server.log"
+        offset = log_path.stat().st_size if log_path.exists() else 0
+        log = open(log_path, "ab")  # noqa: SIM115 - owned by the child
         self._process = subprocess.Popen(
             [
                 nats_server_binary(),
@@ -88,20 +113,20 @@ class EmbeddedNats:
             # stops its children in order.
             process_group=0,
         )
+        log.close()
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
-                raise RuntimeError(
-                    f"nats-server exited early; see {self.store_dir}/nats-server.log"
-                )
-            with (
-                contextlib.suppress(OSError),
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2),
-            ):
-                return self.url
+                self._process = None
+                with open(log_path, "rb") as f:
+                    f.seek(offset)
+                    tail = f.read().decode(errors="replace").strip().splitlines()[-5:]
+                return " | ".join(tail) or f"no output (see {log_path})"
+            if _speaks_nats("127.0.0.1", self.port):
+                return None
             time.sleep(0.05)
         self.stop()
-        raise RuntimeError("nats-server did not start in time")
+        raise RuntimeError(f"nats-server did not start in time; see {log_path}")
 
     def stop(self, timeout_s: float = 10.0) -> None:
         """Stop the server (SIGTERM, then SIGKILL if it lingers)."""
