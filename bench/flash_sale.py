@@ -66,6 +66,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="open loop: offer this many requests/s (at most --clients in flight) to the "
         "baseline, the actor engine and gRPC Reserve, instead of a closed loop",
     )
+    p.add_argument(
+        "--hubs",
+        type=int,
+        default=1,
+        help="hub processes serving gRPC, sharing one Ray cluster and one set of shards (1)",
+    )
     p.add_argument("--batch-size", type=int, help="requests per ReserveBatch (500; quick 100)")
     p.add_argument("--batch-concurrency", type=int, default=4, help="ReserveBatch calls in flight")
     args = p.parse_args(argv)
@@ -161,26 +167,25 @@ async def run_all(args: argparse.Namespace, url: str, runner: Runner) -> None:
     if wants_grpc or wants_batch:
         grpc_loads = workloads("GRPC", args) if wants_grpc else []
         batch_loads = workloads("BATCH", args) if wants_batch else []
-        log("starting the hub (orderhub up) in a subprocess")
-        hub = await hub_engine.start_hub(url, args.shards)
+        log(f"starting {args.hubs} hub(s) (orderhub up), each in a subprocess")
+        hubs = await hub_engine.start_hubs(url, args.shards, args.hubs)
+        target = hubs.target
         try:
-            log(f"hub SERVING on {hub.target}; loading master data over gRPC")
-            await hub_engine.load_master_data(hub.target, grpc_loads + batch_loads)
+            log(f"SERVING on {target}; loading master data over gRPC")
+            await hub_engine.load_master_data(hubs.hubs[0].target, grpc_loads + batch_loads)
             await asyncio.sleep(1.0)
             for w in grpc_loads:
                 log(f"gRPC Reserve, scenario {w.scenario} ({w.title})")
                 await runner.measure(
-                    hub_engine.run_reserve(
-                        hub.target, w, args.clients, args.client_procs, args.rate
-                    )
+                    hub_engine.run_reserve(target, w, args.clients, args.client_procs, args.rate)
                 )
             for w in batch_loads:
                 log(f"gRPC ReserveBatch, scenario {w.scenario} ({w.title})")
                 await runner.measure(
-                    hub_engine.run_batch(hub.target, w, args.batch_size, args.batch_concurrency)
+                    hub_engine.run_batch(target, w, args.batch_size, args.batch_concurrency)
                 )
         finally:
-            await asyncio.to_thread(hub_engine.stop_hub, hub)
+            await asyncio.to_thread(hub_engine.stop_hubs, hubs)
 
 
 def machine(engine: Engine) -> str:
@@ -201,7 +206,7 @@ def report(args: argparse.Namespace, runner: Runner, about: str, started: float)
         f"Command: `{command}`",
         f"Machine: {about}",
         f"Requests per scenario: {args.requests:,}; concurrent clients: {args.clients}; "
-        f"shards: {args.shards}; "
+        f"shards: {args.shards}; hub processes: {args.hubs}; "
         + (f"open loop at {args.rate:,.0f} requests/s offered; " if args.rate else "")
         + f"wall time {time.monotonic() - started:.0f}s",
         "",

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -28,6 +29,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from bench.drive import Outcome, drive, open_loop
 from bench.procs import Start, run_clients
 from bench.workload import WAREHOUSE_ID, Order, Result, Tally, Workload
+from hub.embedded import EmbeddedNats, EmbeddedRay
 from orderhub.client import auth_metadata, authorized_aio_channel
 from orderhub.v1 import stock_pb2, stock_pb2_grpc
 
@@ -180,6 +182,79 @@ def stop_hub(hub: HubProcess, grace_s: float = 60.0) -> None:
     shutil.rmtree(hub.data_dir, ignore_errors=True)
 
 
+@dataclass(slots=True)
+class Hubs:
+    """One or more hubs serving the same shards; ``target`` reaches all of them.
+
+    With several, a Ray head and a NATS server run on their own and every hub joins
+    them with the same database, namespace and token key, as replicas behind a load
+    balancer do; the storefronts' channels spread their calls over the hubs
+    (gRPC's client-side ``round_robin``).
+    """
+
+    hubs: list[HubProcess]
+    ray: EmbeddedRay | None = None
+    nats: EmbeddedNats | None = None
+    scratch: Path | None = None
+
+    @property
+    def target(self) -> str:
+        """A gRPC target naming every hub."""
+        if len(self.hubs) == 1:
+            return self.hubs[0].target
+        return "ipv4:" + ",".join(h.target for h in self.hubs)
+
+    def describe(self) -> str:
+        """How many hub processes, for the report."""
+        if len(self.hubs) == 1:
+            return "one hub process"
+        return f"{len(self.hubs)} hub processes sharing one Ray cluster, round-robin"
+
+
+#: Channel options of the load: spread calls over every address of the target.
+SPREAD = (("grpc.lb_policy_name", "round_robin"),)
+
+
+async def start_hubs(url: str, shards: int, count: int) -> Hubs:
+    """Start ``count`` hubs on one database and one set of shard actors."""
+    if count == 1:
+        return Hubs([await start_hub(url, shards)])
+    scratch = Path(tempfile.mkdtemp(prefix="orderhub-bench-cluster-"))
+    hubs = Hubs(
+        [],
+        EmbeddedRay(scratch / "ray", num_cpus=os.cpu_count() or 2),
+        EmbeddedNats(scratch / "nats"),
+        scratch,
+    )
+    assert hubs.ray is not None and hubs.nats is not None
+    try:
+        shared = {
+            "ORDERHUB_RAY_ADDRESS": hubs.ray.start(),
+            "ORDERHUB_NATS_URL": hubs.nats.start(),
+            "ORDERHUB_RAY_NAMESPACE": f"bench-{secrets.token_hex(4)}",
+            "ORDERHUB_TOKEN_SECRET": secrets.token_urlsafe(48),
+            **EmbeddedRay.environment(),
+        }
+        for _ in range(count):  # one at a time: the first creates the detached actors
+            hubs.hubs.append(await start_hub(url, shards, extra_env=shared))
+    except BaseException:
+        stop_hubs(hubs)
+        raise
+    return hubs
+
+
+def stop_hubs(hubs: Hubs) -> None:
+    """Stop every hub, then the Ray head and NATS server they shared."""
+    for hub in hubs.hubs:
+        stop_hub(hub)
+    if hubs.ray is not None:
+        hubs.ray.stop()
+    if hubs.nats is not None:
+        hubs.nats.stop()
+    if hubs.scratch is not None:
+        shutil.rmtree(hubs.scratch, ignore_errors=True)
+
+
 async def load_master_data(target: str, workloads: list[Workload]) -> None:
     """Create the warehouse, the SKUs and their stock through the StockService API."""
     async with channel(target, "admin") as admin:
@@ -240,7 +315,7 @@ async def reserve_client(
     target, rate = setup
     requests = {o.order_id: reserve_request(o) for o in orders}
     auth = token_metadata()
-    async with grpc.aio.insecure_channel(target) as storefront:
+    async with grpc.aio.insecure_channel(target, options=SPREAD) as storefront:
         await storefront.channel_ready()
         health = health_pb2_grpc.HealthStub(storefront)
         for _ in range(20):  # warm the connection, not the stock
@@ -296,7 +371,7 @@ async def run_batch(target: str, workload: Workload, batch_size: int, concurrenc
     tally = Tally()
     source = iter(batches)
     auth = token_metadata()
-    async with grpc.aio.insecure_channel(target) as storefront:
+    async with grpc.aio.insecure_channel(target, options=SPREAD) as storefront:
         await storefront.channel_ready()
         stub = stock_pb2_grpc.StockServiceStub(storefront)
 
