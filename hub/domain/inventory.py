@@ -35,6 +35,7 @@ from hub.domain.movements import (
     StockAlert,
     StockMovement,
 )
+from hub.domain.pickling import by_fields
 
 
 class LineStatus(StrEnum):
@@ -138,6 +139,7 @@ class ReservationConflict(InventoryError):
 # --------------------------------------------------------------------------- values
 
 
+@by_fields
 @dataclass(frozen=True, slots=True)
 class LineRequest:
     """One line to hold: ``warehouse_id`` empty lets the shard choose."""
@@ -148,6 +150,7 @@ class LineRequest:
     warehouse_id: str = ""
 
 
+@by_fields
 @dataclass(frozen=True, slots=True)
 class ReservedLine:
     """One line of a reservation, with the warehouse it is held in."""
@@ -186,6 +189,7 @@ class HoldLine:
     closed_at: datetime | None = None
 
 
+@by_fields
 @dataclass(slots=True)
 class Reservation:
     """The decision record of a reservation, owned by its primary shard."""
@@ -216,6 +220,7 @@ class LedgerEntry:
     event_id: str = ""
 
 
+@by_fields
 @dataclass(frozen=True, slots=True)
 class LevelView:
     """A level as answered to callers, with ATP computed."""

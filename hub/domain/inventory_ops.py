@@ -21,6 +21,7 @@ from hub.domain.inventory import (
     ReservedLine,
 )
 from hub.domain.movements import MovementResult, StockMovement
+from hub.domain.pickling import by_fields
 
 
 class Op(Protocol):
@@ -31,6 +32,7 @@ class Op(Protocol):
         ...
 
 
+@by_fields
 @dataclass(frozen=True, slots=True)
 class Reserve:
     """Hold lines and record the reservation (the primary's decision)."""
@@ -55,6 +57,7 @@ class Reserve:
         )
 
 
+@by_fields
 @dataclass(frozen=True, slots=True)
 class Prepare:
     """Hold lines for a reservation another shard decides."""
@@ -77,6 +80,7 @@ class Prepare:
         )
 
 
+@by_fields
 @dataclass(frozen=True, slots=True)
 class Follow:
     """Apply a primary's decision to this shard's lines of that attempt."""
@@ -90,6 +94,7 @@ class Follow:
         return shard.follow(self.order_id, self.reservation_id, self.decision, now)
 
 
+@by_fields
 @dataclass(frozen=True, slots=True)
 class Release:
     """Release an order's reservation (primary)."""
@@ -101,6 +106,7 @@ class Release:
         return shard.release(self.order_id, now)
 
 
+@by_fields
 @dataclass(frozen=True, slots=True)
 class Commit:
     """Commit an order's reservation (primary)."""
@@ -112,6 +118,7 @@ class Commit:
         return shard.commit(self.order_id, now)
 
 
+@by_fields
 @dataclass(frozen=True, slots=True)
 class GetReservation:
     """Read an order's reservation (primary); None when there is none."""
