@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import os
 import signal
@@ -62,6 +63,10 @@ async def _up(settings: Settings, demo: bool) -> int:
             await load_demo(hub)
             log.info("demo data loaded")
         server = await start_server(hub, settings.grpc_addr)
+        # What starting made (modules, protos, master data, Ray's and SQLAlchemy's state)
+        # lives as long as the hub: keep it out of the collector's full passes, which
+        # otherwise walked ~180,000 objects and paused every request for up to 150 ms.
+        gc.freeze()
         host = settings.grpc_addr.rsplit(":", 1)[0]
         log.info("serving", extra={"grpc_addr": f"{host}:{server.port}"})
         print(f"OrderHub serving on {host}:{server.port}", file=sys.stderr, flush=True)
