@@ -30,6 +30,7 @@ from hub.domain.inventory import (
     ReservationNotFound,
     ReservationStatus,
     ReservedLine,
+    StockUndecided,
     primary_sku_of,
 )
 from hub.domain.inventory_ops import (
@@ -55,6 +56,9 @@ from hub.store.inventory_store import find_primary_sku
 log = logging.getLogger("orderhub.inventory")
 
 DEFAULT_TTL_SECONDS = 900
+#: Before answering a refusal that undecided cross-shard holds could turn around
+#: (StockUndecided), wait this long and ask again, each time; then refuse.
+UNDECIDED_WAITS_S = (0.005, 0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64)
 MAX_TTL_SECONDS = 7 * 24 * 3600
 T = TypeVar("T")
 C = TypeVar("C")
@@ -206,6 +210,8 @@ class ReservationTally(Protocol):
 
     def decided(self, decision: str) -> None: ...
 
+    def asked_again(self) -> None: ...
+
 
 class _NoTally:
     def reserved(self, new: bool) -> None:
@@ -215,6 +221,9 @@ class _NoTally:
         pass
 
     def decided(self, decision: str) -> None:
+        pass
+
+    def asked_again(self) -> None:
         pass
 
 
@@ -326,7 +335,7 @@ class Inventory:
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._reserving[order_id] = done
         try:
-            reservation, new = await self._reserve(order_id, lines, ttl_seconds)
+            reservation, new = await self._reserve_settled(order_id, lines, ttl_seconds)
         except Exception as err:
             self.tally.refused(err)
             raise
@@ -335,6 +344,20 @@ class Inventory:
             done.set_result(None)
         self.tally.reserved(new)
         return reservation
+
+    async def _reserve_settled(
+        self, order_id: str, lines: Sequence[LineInput], ttl_seconds: int
+    ) -> tuple[Reservation, bool]:
+        """:meth:`_reserve`, asked again while a refusal may be turned around by undecided
+        holds (they are decided within milliseconds), so that a refusal means the stock is
+        taken and not merely spoken for by an attempt that is about to fail."""
+        for wait_s in UNDECIDED_WAITS_S:
+            try:
+                return await self._reserve(order_id, lines, ttl_seconds)
+            except StockUndecided:
+                self.tally.asked_again()
+                await asyncio.sleep(wait_s)
+        return await self._reserve(order_id, lines, ttl_seconds)
 
     async def reserve_many(
         self, requests: Sequence[tuple[str, Sequence[LineInput], int]]
@@ -370,15 +393,23 @@ class Inventory:
 
         async def to_shard(index: int, items: list[tuple[int, Reserve]]) -> None:
             results = await self.links[index].call_many([op for _, op in items])
+            undecided: list[int] = []
             for (i, op), result in zip(items, results, strict=True):
                 if isinstance(result, Reservation):
                     self._remember_primary(op.order_id, op.primary_sku)
                     answers[i] = result
                     self.tally.reserved(result.reservation_id == op.reservation_id)
+                elif isinstance(result, StockUndecided):
+                    undecided.append(i)
                 else:
                     failed = result if isinstance(result, Exception) else RuntimeError(result)
                     answers[i] = failed
                     self.tally.refused(failed)
+            if undecided:
+                for _ in undecided:
+                    self.tally.asked_again()
+                await asyncio.sleep(UNDECIDED_WAITS_S[0])
+                await asyncio.gather(*(one(i) for i in undecided))
 
         async def one(i: int) -> None:
             order_id, lines, ttl = requests[i]

@@ -241,6 +241,12 @@ class ReservationMetrics:
             ["decision"],
             registry=registry,
         )
+        self._asked_again = Counter(
+            "orderhub_reservation_retries",
+            "Reservation attempts asked again because the stock they lacked was held by "
+            "undecided reservations spanning shards, which might still let it go.",
+            registry=registry,
+        )
         self._outcomes = {o: requests.labels(o) for o in RESERVE_OUTCOMES}
         self._decisions = {d: decisions.labels(d) for d in DECISIONS}
 
@@ -255,6 +261,10 @@ class ReservationMetrics:
     def decided(self, decision: str) -> None:
         """A hold was ``released`` or ``committed``."""
         self._decisions[decision].inc()
+
+    def asked_again(self) -> None:
+        """A refusal that undecided holds could turn around is being asked again."""
+        self._asked_again.inc()
 
 
 # ------------------------------------------------------------------------------- outbox

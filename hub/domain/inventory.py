@@ -124,6 +124,15 @@ class InsufficientStock(InventoryError):
     """Not enough available stock for a line; nothing was held."""
 
 
+class StockUndecided(InsufficientStock):
+    """Not enough available stock now, but there would be if the undecided holds of
+    reservations spanning shards (prepared, awaiting their primary's decision) were let go.
+
+    Those decisions take milliseconds; asking again shortly may succeed, which is what the
+    hub does before it answers a refusal, so a refused unit is one that is really taken.
+    """
+
+
 class ReservationNotFound(InventoryError):
     """No reservation for the order."""
 
@@ -277,6 +286,8 @@ class InventoryShard:
         self.levels: dict[tuple[str, str], Level] = {}
         self._levels_by_sku: dict[str, list[Level]] = {}
         self.lines: dict[str, list[HoldLine]] = {}
+        # Units per (SKU, warehouse) in PREPARED lines: reserved, but undecided.
+        self._undecided: dict[tuple[str, str], int] = {}
         self.reservations: dict[str, Reservation] = {}
         self._expiry_heap: list[tuple[datetime, str]] = []
         self._dirty_levels: set[tuple[str, str]] = set()
@@ -330,6 +341,10 @@ class InventoryShard:
         """Available-to-promise of one SKU in one warehouse."""
         level = self.levels.get((sku, warehouse_id))
         return 0 if level is None else max(0, self._atp(level))
+
+    def undecided(self, sku: str, warehouse_id: str) -> int:
+        """Units of a SKU in a warehouse held by prepared lines still awaiting a decision."""
+        return self._undecided.get((sku, warehouse_id), 0)
 
     def reservation(self, order_id: str) -> Reservation | None:
         """The reservation this shard owns for an order, if any."""
@@ -516,7 +531,12 @@ class InventoryShard:
         self._level(hold.sku, target).reserved += hold.quantity
         self._dirty_levels.update({(hold.sku, source), (hold.sku, target)})
         self._dirty_lines.add((hold.order_id, hold.line_no))
+        prepared = hold.status is LineStatus.PREPARED
+        if prepared:
+            self._count_undecided(hold, -1)
         hold.warehouse_id = target
+        if prepared:
+            self._count_undecided(hold, +1)
         if hold.status is LineStatus.HELD:
             self._announce(
                 hold, HoldEventKind.MOVED_OUT, now, warehouse=source, other=target, cause=event_id
@@ -730,9 +750,12 @@ class InventoryShard:
             need = wanted.get(key, 0) + line.quantity
             have = self.available(line.sku, warehouse_id)
             if need > have:
-                raise InsufficientStock(
+                undecided = self._undecided.get(key, 0)
+                refusal = StockUndecided if need <= have + undecided else InsufficientStock
+                raise refusal(
                     f"not enough stock of SKU {line.sku} in warehouse {warehouse_id}: "
-                    f"wanted {need}, available {have}",
+                    f"wanted {need}, available {have}"
+                    + (f" ({undecided} more held by undecided reservations)" if undecided else ""),
                     field=line.sku,
                 )
             wanted[key] = need
@@ -760,6 +783,8 @@ class InventoryShard:
             self._dirty_lines.add((order_id, line.line_no))
             if status is LineStatus.HELD:
                 self._announce(hold, HoldEventKind.HELD, now)
+            else:
+                self._count_undecided(hold, +1)
         replaced = {h.line_no for h in held}
         self.lines[order_id] = [h for h in previous if h.line_no not in replaced] + held
         return held
@@ -774,12 +799,29 @@ class InventoryShard:
             ):
                 best = (left, level.warehouse_id)
         if best is None:
-            total = sum(self._atp(lv) for lv in self._levels_by_sku.get(sku, ()))
-            raise InsufficientStock(
+            levels = self._levels_by_sku.get(sku, ())
+            total = sum(self._atp(lv) for lv in levels)
+            once_decided = any(
+                self._atp(lv)
+                - wanted.get((sku, lv.warehouse_id), 0)
+                + self._undecided.get((sku, lv.warehouse_id), 0)
+                >= quantity
+                for lv in levels
+            )
+            raise (StockUndecided if once_decided else InsufficientStock)(
                 f"no warehouse has {quantity} of SKU {sku} available (total available {total})",
                 field=sku,
             )
         return best[1]
+
+    def _count_undecided(self, hold: HoldLine, sign: int) -> None:
+        """Add (+1) or remove (-1) a PREPARED line's units from the undecided count."""
+        key = (hold.sku, hold.warehouse_id)
+        left = self._undecided.get(key, 0) + sign * hold.quantity
+        if left:
+            self._undecided[key] = left
+        else:
+            self._undecided.pop(key, None)
 
     # ----------------------------------------------------------------- decisions
 
@@ -922,6 +964,8 @@ class InventoryShard:
         if hold.status is target or hold.status not in ACTIVE_LINE:
             return False
         self._dirty_lines.add((hold.order_id, hold.line_no))
+        if hold.status is LineStatus.PREPARED:
+            self._count_undecided(hold, -1)
         if target is LineStatus.HELD:
             hold.status = target
             self._announce(hold, HoldEventKind.HELD, now)
@@ -1054,6 +1098,8 @@ class InventoryShard:
             self._levels_by_sku.setdefault(level.sku, []).append(level)
         for hold in lines:
             self.lines.setdefault(hold.order_id, []).append(hold)
+            if hold.status is LineStatus.PREPARED:
+                self._count_undecided(hold, +1)
         for reservation in reservations:
             self.reservations[reservation.order_id] = reservation
             if reservation.status is ReservationStatus.HELD:

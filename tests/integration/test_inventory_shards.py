@@ -27,7 +27,7 @@ from hub.domain.inventory import (
     ReservationConflict,
     ReservationStatus,
 )
-from hub.domain.inventory_ops import Commit, Prepare
+from hub.domain.inventory_ops import Commit, Follow, Prepare
 from hub.domain.sharding import shard_of
 from hub.inventory import AvailabilityFeed, Inventory, LineInput, ShardLink, ShardUnavailable
 from hub.store import schema
@@ -212,6 +212,62 @@ async def test_pending_expiry_fires_after_a_crash(rig: Rig) -> None:
     level = await next_level(feed, lambda v: v.reserved == 0)
     assert level.available == 10
     assert (await rig.inventory.get_reservation("o1")).status is ReservationStatus.EXPIRED
+
+
+class _Watch:
+    """A tally that tells when a reservation is asked again."""
+
+    def __init__(self) -> None:
+        self.asked_again_event = asyncio.Event()
+
+    def reserved(self, new: bool) -> None:
+        pass
+
+    def refused(self, err: BaseException) -> None:
+        pass
+
+    def decided(self, decision: str) -> None:
+        pass
+
+    def asked_again(self) -> None:
+        self.asked_again_event.set()
+
+
+@pytest.mark.parametrize("batched", [False, True], ids=["reserve", "reserve_many"])
+async def test_a_unit_spoken_for_by_a_failing_attempt_still_goes_out(
+    rig: Rig, batched: bool
+) -> None:
+    """An order spanning shards holds its other lines before its primary decides. A request
+    that finds the last unit so held is not refused at once: it is asked again, and gets the
+    unit when the attempt holding it fails (no undersell)."""
+    primary_sku, scarce = rig.sku_in_shard(0, "P"), rig.sku_in_shard(1, "S")
+    await stock(rig, scarce, "WH-A", 1)
+    await rig.link(scarce).call(
+        Prepare(
+            "o-pair",
+            "rsv-pair",
+            (LineRequest(2, scarce, 1, "WH-A"),),
+            datetime.now(UTC) + timedelta(minutes=15),
+            primary_sku,
+        )
+    )
+    watch = _Watch()
+    rig.inventory.tally = watch
+    if batched:
+        asking = asyncio.ensure_future(
+            rig.inventory.reserve_many([("o-solo", [LineInput(scarce, 1)], 0)])
+        )
+    else:
+        asking = asyncio.ensure_future(rig.inventory.reserve("o-solo", [LineInput(scarce, 1)]))
+    await asyncio.wait_for(watch.asked_again_event.wait(), 10)
+    assert not asking.done()
+    # The pair's primary refuses it: its held unit goes back, and to the waiting request.
+    await rig.link(scarce).call(Follow("o-pair", "rsv-pair", ReservationStatus.ABORTED))
+    answer = await asyncio.wait_for(asking, 10)
+    reservation = answer[0] if isinstance(answer, list) else answer
+    assert isinstance(reservation, Reservation)
+    assert [(ln.sku, ln.quantity) for ln in reservation.lines] == [(scarce, 1)]
+    assert_books_balance(rig.engine)
 
 
 async def test_undecided_prepared_lines_are_aborted(rig: Rig) -> None:

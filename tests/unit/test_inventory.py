@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -20,6 +21,7 @@ from hub.domain.inventory import (
     ReservationNotFound,
     ReservationStatus,
     ReservedLine,
+    StockUndecided,
     UnknownSku,
     UnknownWarehouse,
 )
@@ -298,6 +300,62 @@ def test_drained_changes_merge_repeated_writes_to_a_level() -> None:
     assert not shard.drain_changes(NOW)
 
 
+def _prepare(shard: InventoryShard, order_id: str, quantity: int, warehouse_id: str) -> None:
+    shard.prepare(
+        order_id=order_id,
+        reservation_id=f"rsv-{order_id}",
+        lines=[LineRequest(2, "CAP", quantity, warehouse_id)],
+        primary_sku="AAA",
+        expires_at=LATER,
+        now=NOW,
+    )
+
+
+@pytest.mark.parametrize("warehouse_id", ["WH-A", ""], ids=["named", "chosen"])
+def test_a_refusal_that_undecided_holds_could_turn_is_told_apart(warehouse_id: str) -> None:
+    shard = make_shard(("CAP", "WH-A", 3))
+    _prepare(shard, "o1", 2, "WH-A")
+    assert shard.undecided("CAP", "WH-A") == 2
+    with pytest.raises(StockUndecided, match=r"2 more held by undecided|total available 1"):
+        reserve(shard, "o2", ("CAP", 2, warehouse_id))
+    # More than the undecided units could free is a plain refusal.
+    with pytest.raises(InsufficientStock) as refused:
+        reserve(shard, "o3", ("CAP", 4, warehouse_id))
+    assert type(refused.value) is InsufficientStock
+    # Once the attempt is aborted, the same request succeeds.
+    shard.follow("o1", "rsv-o1", ReservationStatus.ABORTED, NOW)
+    assert shard.undecided("CAP", "WH-A") == 0
+    assert reserve(shard, "o2", ("CAP", 2, warehouse_id)).status is ReservationStatus.HELD
+
+
+def test_a_decided_hold_makes_the_refusal_plain() -> None:
+    shard = make_shard(("CAP", "WH-A", 2))
+    _prepare(shard, "o1", 2, "WH-A")
+    shard.follow("o1", "rsv-o1", ReservationStatus.HELD, NOW)
+    assert shard.undecided("CAP", "WH-A") == 0
+    with pytest.raises(InsufficientStock) as refused:
+        reserve(shard, "o2", ("CAP", 1, "WH-A"))
+    assert type(refused.value) is InsufficientStock
+
+
+def test_undecided_units_follow_a_moved_line_and_a_restart() -> None:
+    shard = make_shard(("CAP", "WH-A", 2), ("CAP", "WH-B", 2))
+    _prepare(shard, "o1", 2, "WH-A")
+    shard.move_holds("o1", [(2, "WH-B")], "test", NOW)
+    assert (shard.undecided("CAP", "WH-A"), shard.undecided("CAP", "WH-B")) == (0, 2)
+    restored = InventoryShard()
+    restored.restore(
+        skus=[("CAP", 0, 0)],
+        warehouses=["WH-A", "WH-B"],
+        levels=[replace(lv) for lv in shard.levels.values()],
+        lines=[replace(h) for hs in shard.lines.values() for h in hs],
+        reservations=[],
+    )
+    assert restored.undecided("CAP", "WH-B") == 2
+    with pytest.raises(StockUndecided):
+        reserve(restored, "o2", ("CAP", 1, "WH-B"))
+
+
 def test_shard_of_is_stable_and_in_range() -> None:
     owners = {sku: shard_of(sku, 7) for sku in (f"SKU-{n}" for n in range(500))}
     assert all(0 <= o < 7 for o in owners.values())
@@ -312,6 +370,8 @@ ops = st.lists(
         st.tuples(st.just("commit"), st.integers(0, 30), st.just("")),
         st.tuples(st.just("count"), st.integers(0, 20), st.sampled_from(["WH-A", "WH-B"])),
         st.tuples(st.just("expire"), st.integers(0, 30), st.just("")),
+        st.tuples(st.just("prepare"), st.integers(1, 6), st.sampled_from(["WH-A", "WH-B"])),
+        st.tuples(st.just("decide"), st.integers(0, 30), st.sampled_from(["HELD", "ABORTED"])),
     ),
     max_size=60,
 )
@@ -339,6 +399,18 @@ def test_any_sequence_keeps_the_books_straight(script: list[tuple[str, int, str]
                 shard.commit(f"o{value}", at)
             elif kind == "count":
                 shard.set_stock("TEE", warehouse_id, value, at)
+            elif kind == "prepare":
+                orders += 1
+                shard.prepare(
+                    order_id=f"o{orders}",
+                    reservation_id=f"rsv-o{orders}",
+                    lines=[LineRequest(1, "TEE", value, warehouse_id)],
+                    primary_sku="AAA",
+                    expires_at=at + timedelta(minutes=15),
+                    now=at,
+                )
+            elif kind == "decide":
+                shard.follow(f"o{value}", f"rsv-o{value}", ReservationStatus(warehouse_id), at)
             else:
                 shard.expire_due(at + timedelta(minutes=value))
         except (InsufficientStock, ReservationClosed, ReservationNotFound):
@@ -353,6 +425,12 @@ def test_any_sequence_keeps_the_books_straight(script: list[tuple[str, int, str]
                 if h.warehouse_id == wh and h.status in (LineStatus.HELD, LineStatus.PREPARED)
             )
             assert level.reserved == live
+            assert shard.undecided("TEE", wh) == sum(
+                h.quantity
+                for hs in shard.lines.values()
+                for h in hs
+                if h.warehouse_id == wh and h.status is LineStatus.PREPARED
+            )
             assert level.on_hand == on_hand_start[wh] + sum(
                 e.on_hand_delta for e in ledger if e.warehouse_id == wh
             )

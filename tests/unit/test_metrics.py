@@ -23,7 +23,13 @@ from prometheus_client.parser import text_string_to_metric_families
 from hub.api.guard import Guard
 from hub.auth import Principal, Unauthenticated
 from hub.consuming import Position
-from hub.domain.inventory import Changes, InsufficientStock, InvalidRequest, UnknownSku
+from hub.domain.inventory import (
+    Changes,
+    InsufficientStock,
+    InvalidRequest,
+    StockUndecided,
+    UnknownSku,
+)
 from hub.domain.lanes import BreakerState, Lane, LaneHealth
 from hub.domain.movements import HoldEvent, HoldEventKind
 from hub.events import messages_for
@@ -237,6 +243,11 @@ def test_reservation_outcomes_start_at_zero_and_count_refusals_by_kind() -> None
     assert value(found, "orderhub_reservation_decisions_total", decision="committed") == 1
     assert value(found, "orderhub_reservation_decisions_total", decision="released") == 0
     assert reserve_outcome(TimeoutError()) == "unavailable"
+    assert reserve_outcome(StockUndecided("spoken for", field="TEE")) == "insufficient_stock"
+    assert value(found, "orderhub_reservation_retries_total") == 0
+    r.asked_again()
+    r.asked_again()
+    assert value(samples(metrics), "orderhub_reservation_retries_total") == 2
 
 
 def test_hold_events_are_counted_per_line_from_the_published_messages() -> None:
