@@ -14,10 +14,8 @@ rejected rows to a CSV report. Exit status, for scripts:
 from __future__ import annotations
 
 import argparse
-import getpass
 import json
 import logging
-import os
 import signal
 import sys
 from datetime import UTC, datetime
@@ -132,9 +130,9 @@ def run(args: argparse.Namespace, settings: Settings, out: TextIO | None = None)
     """Import ``args.file`` into the database of ``settings``; the exit status (see above)."""
     from sqlalchemy.exc import SQLAlchemyError
 
+    from adapters.history import OpenOrders, Options
     from adapters.money import MoneyError, exponent
     from hub.cli_reconcile import UsageError, zone
-    from hub.domain.history import OpenOrders, Options
     from hub.importing import Format, Importer, ImportFailed, ImportJob, open_database, tqdm_bars
 
     out = out or sys.stdout
@@ -241,10 +239,9 @@ def _audit(engine: Engine, job: ImportJob, summary: Summary) -> None:
 
 
 def _default_actor() -> str:
-    try:
-        return f"import:{getpass.getuser()}"
-    except (OSError, KeyError):  # no user name in a bare container
-        return f"import:uid-{os.getuid()}" if hasattr(os, "getuid") else "import"
+    from hub.cli_token import os_user
+
+    return f"import:{os_user()}"
 
 
 def _first_line(err: BaseException) -> str:

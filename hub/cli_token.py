@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import json
+import os
 import re
 import sys
 from datetime import UTC, datetime, timedelta
@@ -70,13 +71,18 @@ def add_arguments(
     roles.add_argument("--format", choices=["table", "json"], default="table")
 
 
+def os_user() -> str:
+    """Who runs the command, for the audit log: the login name, else the numeric user id
+    (a bare container has no name for it)."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return f"uid-{os.getuid()}" if hasattr(os, "getuid") else "unknown"
+
+
 def cli_principal() -> Principal:
     """The command line's actor in the audit log."""
-    try:
-        user = getpass.getuser()
-    except (KeyError, OSError):
-        user = "unknown"
-    return Principal(subject=f"cli:{user}", role="admin", token_id="")
+    return Principal(subject=f"cli:{os_user()}", role="admin", token_id="")
 
 
 def open_tokens(settings: Settings) -> tuple[Tokens, AccessStore]:

@@ -1,6 +1,6 @@
 """History import, the shell: read an export file, check every row, store the orders, report.
 
-The rules live in :mod:`hub.domain.history`; this module does the I/O around them:
+The rules live in :mod:`adapters.history`; this module does the I/O around them:
 
 1. **Read** the file (CSV in UTF-8 with or without a BOM, GB18030/GBK or UTF-16; JSON as
    an array or as JSON Lines) and hash it (SHA-256): the hash names the checkpoint.
@@ -45,8 +45,8 @@ from typing import IO, Any, Protocol
 from sqlalchemy import Engine, inspect
 from sqlalchemy.exc import DataError, IntegrityError
 
-from hub.domain import history
-from hub.domain.history import Assembled, Code, Options, ParsedRow, Problem, Record
+from adapters import history
+from adapters.history import Assembled, Code, Options, ParsedRow, Problem, Record
 from hub.domain.lifecycle import Change
 from hub.domain.orders import PlatformOrder
 from hub.store.db import make_engine, upgrade

@@ -24,9 +24,9 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import DataError
 
 import hub.store.orders as order_store
+from adapters.history import Code, OpenOrders, Options
 from hub.api.orders import order_message
 from hub.cli import main
-from hub.domain.history import Code, OpenOrders, Options
 from hub.domain.intake import REVIEW, Placement
 from hub.domain.orders import OrderStatus
 from hub.importing import Importer, ImportJob, Summary, open_database

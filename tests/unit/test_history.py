@@ -14,8 +14,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hub.domain import history as h
-from hub.domain.history import Code, Field, OpenOrders, Options
+from adapters import history as h
+from adapters.history import Code, Field, OpenOrders, Options
 from hub.domain.intake import REVIEW
 from hub.domain.orders import AfterSaleType, OrderLine, OrderStatus, PlatformOrder, Recipient
 from hub.store.orders import to_json
