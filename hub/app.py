@@ -379,7 +379,10 @@ class Hub:
                 break
             except ConnectionError:
                 if self._embedded_ray is not None:
-                    self._embedded_ray.check()
+                    self._embedded_ray.check()  # may start it again on another port
+                    if self._embedded_ray.address != address:
+                        address = self._embedded_ray.address
+                        deadline = time.monotonic() + 60
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.2)  # the head is still starting

@@ -141,12 +141,20 @@ class EmbeddedRay:
     so no stray workers outlive the hub. It listens on loopback only.
     """
 
+    #: Times a head that exited before anyone joined it is started again on another port
+    #: (the port it picked may be taken before the head binds it).
+    RESTARTS = 2
+
     def __init__(self, log_dir: Path, num_cpus: int | None = None) -> None:
         self.log_dir = log_dir
-        self.port = free_port()
         self.num_cpus = num_cpus or os.cpu_count() or 2
-        self.temp_dir = Path(tempfile.gettempdir()) / "orderhub-ray" / str(self.port)
+        self._pick_port()
         self._process: subprocess.Popen[bytes] | None = None
+        self._restarts = 0
+
+    def _pick_port(self) -> None:
+        self.port = free_port()
+        self.temp_dir = Path(tempfile.gettempdir()) / "orderhub-ray" / str(self.port)
 
     @property
     def address(self) -> str:
@@ -190,9 +198,17 @@ class EmbeddedRay:
         return self.address
 
     def check(self) -> None:
-        """Raise if the head process has exited."""
-        if self._process is not None and self._process.poll() is not None:
+        """Raise if the head process has exited (call it while nobody has joined yet, and it
+        starts the head again on another port, up to :attr:`RESTARTS` times: read
+        :attr:`address` again after it)."""
+        if self._process is None or self._process.poll() is None:
+            return
+        if self._restarts >= self.RESTARTS:
             raise RuntimeError(f"the Ray head exited; see {self.log_dir}/ray-head.log")
+        self._restarts += 1
+        shutil.rmtree(self.temp_dir, ignore_errors=True)
+        self._pick_port()
+        self.start()
 
     def stop(self, timeout_s: float = 30.0) -> None:
         """Stop the head and every Ray process it started."""
