@@ -798,21 +798,23 @@ class InventoryShard:
                 best is None or (left, level.warehouse_id) > (best[0], best[1])
             ):
                 best = (left, level.warehouse_id)
-        if best is None:
-            levels = self._levels_by_sku.get(sku, ())
-            total = sum(self._atp(lv) for lv in levels)
-            once_decided = any(
-                self._atp(lv)
-                - wanted.get((sku, lv.warehouse_id), 0)
-                + self._undecided.get((sku, lv.warehouse_id), 0)
-                >= quantity
-                for lv in levels
-            )
-            raise (StockUndecided if once_decided else InsufficientStock)(
-                f"no warehouse has {quantity} of SKU {sku} available (total available {total})",
-                field=sku,
-            )
-        return best[1]
+        if best is not None:
+            return best[1]
+        # A refusal (most answers in a flash sale): one pass for its message and its kind.
+        total = 0
+        once_decided = False
+        undecided = self._undecided
+        for level in self._levels_by_sku.get(sku, ()):
+            atp = self._atp(level)
+            total += atp
+            if undecided and not once_decided:
+                key = (sku, level.warehouse_id)
+                held = undecided.get(key, 0)
+                once_decided = held > 0 and atp - wanted.get(key, 0) + held >= quantity
+        raise (StockUndecided if once_decided else InsufficientStock)(
+            f"no warehouse has {quantity} of SKU {sku} available (total available {total})",
+            field=sku,
+        )
 
     def _count_undecided(self, hold: HoldLine, sign: int) -> None:
         """Add (+1) or remove (-1) a PREPARED line's units from the undecided count."""
