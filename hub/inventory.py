@@ -56,10 +56,10 @@ from hub.store.inventory_store import find_primary_sku
 log = logging.getLogger("orderhub.inventory")
 
 DEFAULT_TTL_SECONDS = 900
+MAX_TTL_SECONDS = 7 * 24 * 3600
 #: Before answering a refusal that undecided cross-shard holds could turn around
 #: (StockUndecided), wait this long and ask again, each time; then refuse.
 UNDECIDED_WAITS_S = (0.005, 0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64)
-MAX_TTL_SECONDS = 7 * 24 * 3600
 T = TypeVar("T")
 C = TypeVar("C")
 
