@@ -162,7 +162,8 @@ class Router:
         self._sweep_s = sweep_s
         self._rules = default_rules()
         self._rules_meta: StoredRules | None = None
-        self._weights: dict[str, int] = {}
+        # SKU -> one unit's weight (g), volume (cm³) and when they were read.
+        self._units: dict[str, tuple[int, int, float]] = {}
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._busy: set[str] = set()
@@ -464,19 +465,24 @@ class Router:
         return self._orders.change_many([x.write for x in saves], then=parcels)
 
     async def _route_lines(self, lines: Sequence[tuple[str, int]]) -> tuple[RouteLine, ...]:
-        weights = await self._weights_of(sorted({s for s, _ in lines}))
-        return tuple(RouteLine(sku, qty, weights[sku]) for sku, qty in lines)
+        units = await self._units_of(sorted({s for s, _ in lines}))
+        return tuple(RouteLine(sku, qty, *units[sku]) for sku, qty in lines)
 
-    async def _weights_of(self, skus: Sequence[str]) -> dict[str, int]:
-        missing = [s for s in skus if s not in self._weights]
-        for sku in missing:
+    async def _units_of(self, skus: Sequence[str]) -> dict[str, tuple[int, int]]:
+        """One unit's weight and volume per SKU, read again after ``MASTER_TTL_S``."""
+        now = time.monotonic()
+        known = self._units
+        for sku in skus:
+            held = known.get(sku)
+            if held is not None and now - held[2] <= MASTER_TTL_S:
+                continue
             found = await asyncio.to_thread(self._md.sku, sku)
             if found is None:
                 raise NoRoute(f"unknown SKU {sku!r}", field="lines.sku")
-            self._weights[sku] = found.weight_grams
-        if len(self._weights) > 100_000:
-            self._weights.clear()
-        return {s: self._weights[s] for s in skus}
+            known[sku] = (found.weight_grams, found.volume_cm3, now)
+        if len(known) > 100_000:
+            self._units = {s: known[s] for s in skus}
+        return {s: known[s][:2] for s in skus}
 
     async def _load(self, day: str) -> dict[str, int]:
         """Orders routed to each warehouse on ``day``: read at most every ``LOAD_TTL_S``,

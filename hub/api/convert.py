@@ -78,6 +78,9 @@ def sku(s: Sku) -> stock_pb2.Sku:
         weight_grams=s.weight_grams,
         safety_stock=s.safety_stock,
         low_stock_threshold=s.low_stock_threshold,
+        length_mm=s.length_mm,
+        width_mm=s.width_mm,
+        height_mm=s.height_mm,
     )
 
 

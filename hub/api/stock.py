@@ -53,6 +53,30 @@ def _non_negative(value: int, field: str) -> int:
     return value
 
 
+#: A unit larger than this on any side (10 m) is a typo, not a parcel.
+_MAX_SIDE_MM = 10_000
+
+
+def _size(request: stock_pb2.UpsertSkuRequest) -> dict[str, int]:
+    """A SKU's packed size: all three sides positive, or all three 0 (unknown)."""
+    sides = {
+        "length_mm": request.length_mm,
+        "width_mm": request.width_mm,
+        "height_mm": request.height_mm,
+    }
+    for field, value in sides.items():
+        _non_negative(value, field)
+        if value > _MAX_SIDE_MM:
+            raise invalid(field, f"{field} must be at most {_MAX_SIDE_MM} (10 m), got {value}")
+    given = [field for field, value in sides.items() if value]
+    if given and len(given) < 3:
+        missing = next(field for field, value in sides.items() if not value)
+        raise invalid(
+            missing, f"{missing} is missing: give length_mm, width_mm and height_mm, or none"
+        )
+    return sides
+
+
 _MAX_FILTER_IDS = 1000
 
 
@@ -159,6 +183,7 @@ class StockServicer(stock_pb2_grpc.StockServiceServicer):
                 low_stock_threshold=_non_negative(
                     request.low_stock_threshold, "low_stock_threshold"
                 ),
+                **_size(request),
             )
             await asyncio.to_thread(self._master.upsert_sku, s)
             await self._inventory.register_sku(s.sku, s.safety_stock, s.low_stock_threshold)

@@ -53,11 +53,13 @@ from hub.domain.routing_rules import Objective, Rule, RuleSet, When
 
 @dataclass(frozen=True, slots=True)
 class RouteLine:
-    """One line to ship: how many of a SKU, and what one unit weighs."""
+    """One line to ship: how many of a SKU, what one unit weighs and how much room it takes."""
 
     sku: str
     quantity: int
     weight_grams: int
+    #: One unit's packed volume in cubic centimetres; 0 when unknown (priced by weight).
+    volume_cm3: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,7 +225,7 @@ def decide(
     if what_if:
         trace.append(TraceEntry("what-if", "a quote: nothing is held or routed"))
     dest = _destination(request)
-    demand, unit_grams, line_of = _demand(request)
+    demand, unit_grams, unit_cm3, line_of = _demand(request)
     place = dest.full if dest.municipality else f"{dest.full} {request.destination_city}"
     trace.append(
         TraceEntry(
@@ -231,7 +233,7 @@ def decide(
             f"{place} ({dest.region.chinese}{', remote' if dest.remote else ''})",
         )
     )
-    job = _Job(request, dest, rules, providers, lanes, unit_grams, trace)
+    job = _Job(request, dest, rules, providers, lanes, (unit_grams, unit_cm3), trace)
     usable = [w for w in warehouses if job.knows(w)]
     if not usable:
         raise NoRoute("no warehouse to ship from")
@@ -304,11 +306,15 @@ def _destination(request: RouteRequest) -> Province:
     return dest
 
 
-def _demand(request: RouteRequest) -> tuple[dict[str, int], dict[str, int], dict[str, int]]:
+def _demand(
+    request: RouteRequest,
+) -> tuple[dict[str, int], dict[str, int], dict[str, int], dict[str, int]]:
+    """Units per SKU, one unit's weight and volume per SKU, and each SKU's first line."""
     if not request.lines:
         raise NoRoute("the order has no lines", "lines")
     demand: dict[str, int] = {}
     unit_grams: dict[str, int] = {}
+    unit_cm3: dict[str, int] = {}
     line_of: dict[str, int] = {}
     for i, line in enumerate(request.lines):
         if not line.sku:
@@ -317,11 +323,14 @@ def _demand(request: RouteRequest) -> tuple[dict[str, int], dict[str, int], dict
             raise NoRoute(f"quantity of {line.sku} must be positive", f"lines[{i}].quantity")
         if line.weight_grams < 0:
             raise NoRoute(f"weight of {line.sku} must not be negative", f"lines[{i}].weight_grams")
+        if line.volume_cm3 < 0:
+            raise NoRoute(f"volume of {line.sku} must not be negative", f"lines[{i}].volume_cm3")
         # Two lines of one SKU (a gift line, a platform's split) ship as one quantity.
         demand[line.sku] = demand.get(line.sku, 0) + line.quantity
         unit_grams[line.sku] = max(unit_grams.get(line.sku, 0), line.weight_grams)
+        unit_cm3[line.sku] = max(unit_cm3.get(line.sku, 0), line.volume_cm3)
         line_of.setdefault(line.sku, i)
-    return demand, unit_grams, line_of
+    return demand, unit_grams, unit_cm3, line_of
 
 
 def _serves_all(w: WarehouseState, demand: Mapping[str, int]) -> bool:
@@ -471,14 +480,15 @@ class _Job:
         rules: RuleSet,
         providers: Sequence[QuoteProvider],
         lanes: LaneGate,
-        unit_grams: Mapping[str, int],
+        units: tuple[Mapping[str, int], Mapping[str, int]],
         trace: list[TraceEntry],
     ) -> None:
         self.request = request
         self.dest = dest
         self.providers = providers
         self.lanes = lanes
-        self.unit_grams = unit_grams
+        #: One unit's weight (g) and volume (cm³) per SKU.
+        self.unit_grams, self.unit_cm3 = units
         self.trace = trace
         self.split_penalty = rules.weights.split_penalty_fen
         self.objective = rules.weights.objective
@@ -617,12 +627,16 @@ class _Job:
             return known
         unit = self.unit_grams
         weight = sum(unit[sku] * qty for sku, qty in lines.items())
+        # The units' own volumes added up: a parcel at least that big (its carton is more).
+        room = self.unit_cm3
+        volume = sum(room[sku] * qty for sku, qty in lines.items())
         parcel = Parcel(
             w.province,
             w.city,
             self.request.destination_province,
             self.request.destination_city,
             weight,
+            volume,
         )
         quotes: dict[str, Quote] = {}
         for provider in self.providers:
@@ -828,9 +842,14 @@ class _Job:
                     )
                 for c in p.candidates:
                     q = c.quote
+                    size = (
+                        f" (billed on {q.billed_grams} g by size)"
+                        if q.billed_grams > p.weight
+                        else ""
+                    )
                     head = (
                         f"{c.warehouse_id}/{q.carrier} {q.zone.value} "
-                        f"{q.cost_fen} fen {_hours_text(c)}"
+                        f"{q.cost_fen} fen{size} {_hours_text(c)}"
                     )
                     if c.out:
                         add(TraceEntry("candidate", f"{head}: out, {c.out}"))

@@ -35,6 +35,15 @@ class Sku:
     weight_grams: int
     safety_stock: int
     low_stock_threshold: int = 0
+    #: One unit's packed size in millimetres; all 0 when unknown.
+    length_mm: int = 0
+    width_mm: int = 0
+    height_mm: int = 0
+
+    @property
+    def volume_cm3(self) -> int:
+        """One unit's volume in cubic centimetres, rounded up; 0 when the size is unknown."""
+        return -(-self.length_mm * self.width_mm * self.height_mm // 1000)
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +100,9 @@ class MasterData:
             "weight_grams": s.weight_grams,
             "safety_stock": s.safety_stock,
             "low_stock_threshold": s.low_stock_threshold,
+            "length_mm": s.length_mm,
+            "width_mm": s.width_mm,
+            "height_mm": s.height_mm,
             "updated_at": datetime.now(UTC),
         }
         self._upsert(schema.skus, row, ("sku",))
@@ -153,6 +165,9 @@ class MasterData:
             int(r.weight_grams),
             int(r.safety_stock),
             int(r.low_stock_threshold),
+            int(r.length_mm),
+            int(r.width_mm),
+            int(r.height_mm),
         )
 
     def resolve_platform_sku(self, platform: str, shop_id: str, platform_sku: str) -> str | None:

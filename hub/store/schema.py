@@ -77,6 +77,10 @@ skus = Table(
     Column("updated_at", UTCDateTime, nullable=False),
     # Total ATP below this raises a low-stock alert; 0 means no alert.
     Column("low_stock_threshold", BigInteger, nullable=False, server_default="0"),
+    # One unit's packed size in millimetres; all 0 when unknown (routing then prices by weight).
+    Column("length_mm", Integer, nullable=False, server_default="0"),
+    Column("width_mm", Integer, nullable=False, server_default="0"),
+    Column("height_mm", Integer, nullable=False, server_default="0"),
 )
 
 # Carriers the hub can hand parcels to (rates and lanes come with routing).

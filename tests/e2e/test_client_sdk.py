@@ -491,8 +491,9 @@ async def test_master_data_round_trips(grpc_address: str, admin_token: str, uniq
             )
             assert warehouse.district == "南山区"
             assert f"{unique}-SZ" in {w.warehouse_id for w in hub.list_warehouses()}
-            sku = hub.upsert_sku(f"{unique}-CAP", "Cap", safety_stock=2)
+            sku = hub.upsert_sku(f"{unique}-CAP", "Cap", safety_stock=2, size_mm=(250, 200, 120))
             assert sku.safety_stock == 2
+            assert (sku.length_mm, sku.width_mm, sku.height_mm) == (250, 200, 120)
             mapping = hub.map_platform_sku("Taobao", f"{unique}-shop", "tb-1", f"{unique}-CAP")
             assert (mapping.platform, mapping.sku) == ("taobao", f"{unique}-CAP")
             level = hub.set_stock(f"{unique}-SZ", f"{unique}-CAP", 10)

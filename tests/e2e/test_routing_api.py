@@ -251,6 +251,60 @@ async def test_quote_route_answers_without_changing_anything(
     assert sum(lv.reserved for lv in levels.levels) == 0
 
 
+async def test_a_sku_size_prices_a_bulky_parcel_by_volume(
+    routing: routing_pb2_grpc.RoutingServiceStub,
+    stock: stock_pb2_grpc.StockServiceStub,
+    unique: str,
+) -> None:
+    """Two 500 g SKUs, one boxed 600 x 400 x 300 mm: the bulky one costs more to ship."""
+    near, _ = await two_warehouses(stock, unique)
+    small, bulky = f"{unique}-SMALL", f"{unique}-PILLOW"
+    for sku, size in ((small, (0, 0, 0)), (bulky, (600, 400, 300))):
+        answer = await stock.UpsertSku(
+            stock_pb2.UpsertSkuRequest(
+                sku=sku,
+                name=sku,
+                weight_grams=500,
+                length_mm=size[0],
+                width_mm=size[1],
+                height_mm=size[2],
+            )
+        )
+        assert (answer.sku.length_mm, answer.sku.width_mm, answer.sku.height_mm) == size
+        await stock.SetStock(stock_pb2.SetStockRequest(warehouse_id=near, sku=sku, on_hand=5))
+    quotes = {}
+    for sku in (small, bulky):
+        quotes[sku] = await routing.QuoteRoute(
+            routing_pb2.QuoteRouteRequest(
+                destination_province="上海市",
+                lines=[routing_pb2.QuoteLine(sku=sku, quantity=1)],
+            )
+        )
+    assert quotes[bulky].shipments[0].cost_fen > quotes[small].shipments[0].cost_fen
+    assert any("by size" in t.detail for t in quotes[bulky].trace)
+
+
+@pytest.mark.parametrize(
+    ("size", "field"),
+    [((600, 0, 300), "width_mm"), ((600, 400, -1), "height_mm"), ((20_000, 1, 1), "length_mm")],
+)
+async def test_a_partial_or_impossible_sku_size_is_refused_naming_the_side(
+    stock: stock_pb2_grpc.StockServiceStub, unique: str, size: tuple[int, int, int], field: str
+) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await stock.UpsertSku(
+            stock_pb2.UpsertSkuRequest(
+                sku=f"{unique}-ODD",
+                name="odd",
+                length_mm=size[0],
+                width_mm=size[1],
+                height_mm=size[2],
+            )
+        )
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert field_of(refused.value) == field
+
+
 @pytest.mark.parametrize(
     ("change", "field"),
     [

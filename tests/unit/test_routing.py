@@ -186,6 +186,25 @@ def test_heavy_parcel_avoids_express() -> None:
     assert "avoided (heavy-avoids-express)" in trace_text(heavy)
 
 
+def test_a_bulky_light_parcel_is_priced_on_its_size() -> None:
+    """A 600 x 400 x 300 mm pillow of 500 g: carriers bill its volumetric weight."""
+    small = route(order("广东省", "广州市", RouteLine("TEE", 1, 500)), rules=NO_RULES)
+    bulky = route(
+        order("广东省", "广州市", RouteLine("TEE", 1, 500, 600 * 400 * 300 // 1000)),
+        rules=NO_RULES,
+    )
+    assert bulky.shipments[0].weight_grams == small.shipments[0].weight_grams == 500
+    assert bulky.cost_fen > small.cost_fen
+    assert "by size" in trace_text(bulky)
+    assert "by size" not in trace_text(small)
+
+
+def test_a_negative_volume_is_refused_naming_the_line() -> None:
+    with pytest.raises(NoRoute) as refused:
+        route(order("广东省", "广州市", RouteLine("TEE", 1, 500), RouteLine("MUG", 1, 450, -1)))
+    assert refused.value.field == "lines[1].volume_cm3"
+
+
 def test_avoided_carrier_is_used_when_nothing_else_is_left() -> None:
     rules = parse_rules({"rules": [{"name": "no-sf", "then": {"avoid": ["sf"]}}]})
     table = Table({("江苏省", "sf"): (900, 24)})

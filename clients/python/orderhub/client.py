@@ -638,7 +638,9 @@ class _Requests:
         weight_grams: int,
         safety_stock: int,
         low_stock_threshold: int,
+        size_mm: tuple[int, int, int],
     ) -> stock_pb2.UpsertSkuRequest:
+        length, width, height = size_mm
         return stock_pb2.UpsertSkuRequest(
             sku=sku,
             name=name,
@@ -646,6 +648,9 @@ class _Requests:
             weight_grams=weight_grams,
             safety_stock=safety_stock,
             low_stock_threshold=low_stock_threshold,
+            length_mm=length,
+            width_mm=width,
+            height_mm=height,
         )
 
     @staticmethod
@@ -983,10 +988,13 @@ class OrderHubClient(_ClientBase):
         weight_grams: int = 0,
         safety_stock: int = 0,
         low_stock_threshold: int = 0,
+        size_mm: tuple[int, int, int] = (0, 0, 0),
     ) -> stock_pb2.Sku:
-        """Create or update a SKU; ``low_stock_threshold`` > 0 turns on its low-stock alert."""
+        """Create or update a SKU; ``low_stock_threshold`` > 0 turns on its low-stock alert;
+        ``size_mm`` (length, width, height of one packed unit) lets routing price bulky
+        parcels on their volumetric weight."""
         request = _Requests.upsert_sku(
-            sku, name, category, weight_grams, safety_stock, low_stock_threshold
+            sku, name, category, weight_grams, safety_stock, low_stock_threshold, size_mm
         )
         return self.call(self.stock.UpsertSku, request, idempotent=True).sku
 
@@ -1469,10 +1477,13 @@ class AsyncOrderHubClient(_ClientBase):
         weight_grams: int = 0,
         safety_stock: int = 0,
         low_stock_threshold: int = 0,
+        size_mm: tuple[int, int, int] = (0, 0, 0),
     ) -> stock_pb2.Sku:
-        """Create or update a SKU; ``low_stock_threshold`` > 0 turns on its low-stock alert."""
+        """Create or update a SKU; ``low_stock_threshold`` > 0 turns on its low-stock alert;
+        ``size_mm`` (length, width, height of one packed unit) lets routing price bulky
+        parcels on their volumetric weight."""
         request = _Requests.upsert_sku(
-            sku, name, category, weight_grams, safety_stock, low_stock_threshold
+            sku, name, category, weight_grams, safety_stock, low_stock_threshold, size_mm
         )
         return (await self.call(self.stock.UpsertSku, request, idempotent=True)).sku
 

@@ -135,6 +135,9 @@ class Sku(_message.Message):
     WEIGHT_GRAMS_FIELD_NUMBER: _builtins.int
     SAFETY_STOCK_FIELD_NUMBER: _builtins.int
     LOW_STOCK_THRESHOLD_FIELD_NUMBER: _builtins.int
+    LENGTH_MM_FIELD_NUMBER: _builtins.int
+    WIDTH_MM_FIELD_NUMBER: _builtins.int
+    HEIGHT_MM_FIELD_NUMBER: _builtins.int
     sku: _builtins.str
     name: _builtins.str
     category: _builtins.str
@@ -145,6 +148,13 @@ class Sku(_message.Message):
     """A low-stock alert fires once when the SKU's total ATP drops below this, and clears
     when it recovers; 0 means no alert.
     """
+    length_mm: _builtins.int
+    """One unit's packed size in millimetres; all three 0 when unknown. Carriers bill a
+    parcel on the greater of its actual and its volumetric weight, so routing prices a
+    bulky, light parcel on its size.
+    """
+    width_mm: _builtins.int
+    height_mm: _builtins.int
     def __init__(
         self,
         *,
@@ -154,10 +164,13 @@ class Sku(_message.Message):
         weight_grams: _builtins.int = ...,
         safety_stock: _builtins.int = ...,
         low_stock_threshold: _builtins.int = ...,
+        length_mm: _builtins.int = ...,
+        width_mm: _builtins.int = ...,
+        height_mm: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["category", b"category", "low_stock_threshold", b"low_stock_threshold", "name", b"name", "safety_stock", b"safety_stock", "sku", b"sku", "weight_grams", b"weight_grams"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["category", b"category", "height_mm", b"height_mm", "length_mm", b"length_mm", "low_stock_threshold", b"low_stock_threshold", "name", b"name", "safety_stock", b"safety_stock", "sku", b"sku", "weight_grams", b"weight_grams", "width_mm", b"width_mm"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -437,6 +450,9 @@ class UpsertSkuRequest(_message.Message):
     WEIGHT_GRAMS_FIELD_NUMBER: _builtins.int
     SAFETY_STOCK_FIELD_NUMBER: _builtins.int
     LOW_STOCK_THRESHOLD_FIELD_NUMBER: _builtins.int
+    LENGTH_MM_FIELD_NUMBER: _builtins.int
+    WIDTH_MM_FIELD_NUMBER: _builtins.int
+    HEIGHT_MM_FIELD_NUMBER: _builtins.int
     sku: _builtins.str
     name: _builtins.str
     category: _builtins.str
@@ -444,6 +460,10 @@ class UpsertSkuRequest(_message.Message):
     safety_stock: _builtins.int
     low_stock_threshold: _builtins.int
     """See Sku.low_stock_threshold."""
+    length_mm: _builtins.int
+    """See Sku.length_mm: all three positive, or all three 0 (size unknown)."""
+    width_mm: _builtins.int
+    height_mm: _builtins.int
     def __init__(
         self,
         *,
@@ -453,10 +473,13 @@ class UpsertSkuRequest(_message.Message):
         weight_grams: _builtins.int = ...,
         safety_stock: _builtins.int = ...,
         low_stock_threshold: _builtins.int = ...,
+        length_mm: _builtins.int = ...,
+        width_mm: _builtins.int = ...,
+        height_mm: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["category", b"category", "low_stock_threshold", b"low_stock_threshold", "name", b"name", "safety_stock", b"safety_stock", "sku", b"sku", "weight_grams", b"weight_grams"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["category", b"category", "height_mm", b"height_mm", "length_mm", b"length_mm", "low_stock_threshold", b"low_stock_threshold", "name", b"name", "safety_stock", b"safety_stock", "sku", b"sku", "weight_grams", b"weight_grams", "width_mm", b"width_mm"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
