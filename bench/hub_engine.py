@@ -14,7 +14,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -29,7 +28,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from bench.drive import Outcome, drive, open_loop
 from bench.procs import Start, run_clients
 from bench.workload import WAREHOUSE_ID, Order, Result, Tally, Workload
-from hub.embedded import EmbeddedNats, EmbeddedRay
+from hub.embedded import EmbeddedNats, EmbeddedRay, free_port
 from orderhub.client import auth_metadata, authorized_aio_channel
 from orderhub.v1 import stock_pb2, stock_pb2_grpc
 
@@ -61,13 +60,6 @@ class HubProcess:
         except OSError:
             return ""
         return "\n".join(text.splitlines()[-lines:])
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def hub_command() -> list[str]:
@@ -204,12 +196,6 @@ class Hubs:
             return self.hubs[0].target
         return "ipv4:" + ",".join(h.target for h in self.hubs)
 
-    def describe(self) -> str:
-        """How many hub processes, for the report."""
-        if len(self.hubs) == 1:
-            return "one hub process"
-        return f"{len(self.hubs)} hub processes sharing one Ray cluster, round-robin"
-
 
 #: Channel options of the load: spread calls over every address of the target.
 SPREAD = (("grpc.lb_policy_name", "round_robin"),)
@@ -220,17 +206,13 @@ async def start_hubs(url: str, shards: int, count: int) -> Hubs:
     if count == 1:
         return Hubs([await start_hub(url, shards)])
     scratch = Path(tempfile.mkdtemp(prefix="orderhub-bench-cluster-"))
-    hubs = Hubs(
-        [],
-        EmbeddedRay(scratch / "ray", num_cpus=os.cpu_count() or 2),
-        EmbeddedNats(scratch / "nats"),
-        scratch,
-    )
-    assert hubs.ray is not None and hubs.nats is not None
+    ray_head = EmbeddedRay(scratch / "ray", num_cpus=os.cpu_count() or 2)
+    nats = EmbeddedNats(scratch / "nats")
+    hubs = Hubs([], ray_head, nats, scratch)
     try:
         shared = {
-            "ORDERHUB_RAY_ADDRESS": hubs.ray.start(),
-            "ORDERHUB_NATS_URL": hubs.nats.start(),
+            "ORDERHUB_RAY_ADDRESS": ray_head.start(),
+            "ORDERHUB_NATS_URL": nats.start(),
             "ORDERHUB_RAY_NAMESPACE": f"bench-{secrets.token_hex(4)}",
             "ORDERHUB_TOKEN_SECRET": secrets.token_urlsafe(48),
             **EmbeddedRay.environment(),

@@ -213,7 +213,9 @@ class ReservationTally(Protocol):
     def asked_again(self) -> None: ...
 
 
-class _NoTally:
+class NoTally:
+    """A tally that counts nothing (the default; subclass it to hear of some answers)."""
+
     def reserved(self, new: bool) -> None:
         pass
 
@@ -233,7 +235,7 @@ class Inventory:
     def __init__(self, links: Sequence[ShardLink[Op]], engine: Engine) -> None:
         self.links = list(links)
         #: Counts every answer: new holds, repeats, refusals, releases and commits.
-        self.tally: ReservationTally = _NoTally()
+        self.tally: ReservationTally = NoTally()
         self._engine = engine
         self._primaries: OrderedDict[str, str] = OrderedDict()
         self._reserving: dict[str, asyncio.Future[None]] = {}

@@ -46,16 +46,8 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import choose_encoder
 
+from hub.api.errors import classify
 from hub.consuming import Position
-from hub.domain.inventory import (
-    InsufficientStock,
-    InvalidRequest,
-    ReservationClosed,
-    ReservationConflict,
-    ReservationNotFound,
-    UnknownSku,
-    UnknownWarehouse,
-)
 from hub.domain.lanes import BreakerState, LaneHealth
 from hub.domain.movements import HoldEventKind
 from hub.events import HOLDS
@@ -207,20 +199,15 @@ class RpcMetrics:
 
 
 def reserve_outcome(err: BaseException) -> str:
-    """How a refused reservation is counted."""
-    if isinstance(err, InsufficientStock):
+    """How a refused reservation is counted, from the status its caller is answered with."""
+    if not isinstance(err, Exception):
+        return "unavailable"
+    code, reason = classify(err)
+    if reason == "INSUFFICIENT_STOCK":
         return "insufficient_stock"
-    if isinstance(
-        err,
-        InvalidRequest
-        | UnknownSku
-        | UnknownWarehouse
-        | ReservationClosed
-        | ReservationConflict
-        | ReservationNotFound,
-    ):
-        return "rejected"
-    return "unavailable"
+    if code in (grpc.StatusCode.INTERNAL, grpc.StatusCode.UNAVAILABLE):
+        return "unavailable"
+    return "rejected"
 
 
 class ReservationMetrics:

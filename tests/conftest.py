@@ -208,6 +208,15 @@ def tokens(hub: Hub) -> Callable[..., str]:
 
 
 @pytest.fixture
+def taken_port() -> Iterator[int]:
+    """A loopback port some other program is listening on."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        yield int(s.getsockname()[1])
+
+
+@pytest.fixture
 def unique() -> str:
     """A short unique prefix for ids, since the shared hub outlives one test."""
     return uuid.uuid4().hex[:8].upper()

@@ -233,7 +233,7 @@ def decide(
             f"{place} ({dest.region.chinese}{', remote' if dest.remote else ''})",
         )
     )
-    job = _Job(request, dest, rules, providers, lanes, (unit_grams, unit_cm3), trace)
+    job = _Job(request, dest, rules, providers, lanes, unit_grams, unit_cm3, trace)
     usable = [w for w in warehouses if job.knows(w)]
     if not usable:
         raise NoRoute("no warehouse to ship from")
@@ -480,7 +480,8 @@ class _Job:
         rules: RuleSet,
         providers: Sequence[QuoteProvider],
         lanes: LaneGate,
-        units: tuple[Mapping[str, int], Mapping[str, int]],
+        unit_grams: Mapping[str, int],
+        unit_cm3: Mapping[str, int],
         trace: list[TraceEntry],
     ) -> None:
         self.request = request
@@ -488,7 +489,8 @@ class _Job:
         self.providers = providers
         self.lanes = lanes
         #: One unit's weight (g) and volume (cm³) per SKU.
-        self.unit_grams, self.unit_cm3 = units
+        self.unit_grams = unit_grams
+        self.unit_cm3 = unit_cm3
         self.trace = trace
         self.split_penalty = rules.weights.split_penalty_fen
         self.objective = rules.weights.objective

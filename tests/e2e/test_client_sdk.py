@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import pickle
-import socket
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent import futures
 from datetime import UTC, datetime
@@ -19,6 +18,7 @@ from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
+from hub.embedded import free_port
 from orderhub import (
     AsyncOrderHubClient,
     Backoff,
@@ -352,14 +352,8 @@ def test_stream_errors_are_typed_too(unimplemented_address: str) -> None:
     assert caught.value.code is grpc.StatusCode.UNIMPLEMENTED
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 async def test_wait_until_serving_times_out_when_nothing_listens() -> None:
-    async with AsyncOrderHubClient(f"127.0.0.1:{_free_port()}") as hub:
+    async with AsyncOrderHubClient(f"127.0.0.1:{free_port()}") as hub:
         with pytest.raises(TimeoutError):
             await hub.wait_until_serving(timeout=0.3)
 

@@ -3,21 +3,11 @@
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from hub.embedded import EmbeddedNats
-
-
-@pytest.fixture
-def taken_port() -> Iterator[int]:
-    """A loopback port some other program is listening on."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        s.listen()
-        yield int(s.getsockname()[1])
 
 
 def test_a_port_taken_after_it_was_picked_is_given_up_for_another(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import socket
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,15 +11,6 @@ import pytest
 from hub.embedded import EmbeddedRay
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def taken_port() -> Iterator[int]:
-    """A loopback port some other program is listening on."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        s.listen()
-        yield int(s.getsockname()[1])
 
 
 def _accepts(port: int) -> bool:

@@ -29,7 +29,14 @@ from hub.domain.inventory import (
 )
 from hub.domain.inventory_ops import Commit, Follow, Prepare
 from hub.domain.sharding import shard_of
-from hub.inventory import AvailabilityFeed, Inventory, LineInput, ShardLink, ShardUnavailable
+from hub.inventory import (
+    AvailabilityFeed,
+    Inventory,
+    LineInput,
+    NoTally,
+    ShardLink,
+    ShardUnavailable,
+)
 from hub.store import schema
 from hub.store.db import make_engine
 from hub.store.master_data import MasterData, Sku, Warehouse
@@ -214,20 +221,11 @@ async def test_pending_expiry_fires_after_a_crash(rig: Rig) -> None:
     assert (await rig.inventory.get_reservation("o1")).status is ReservationStatus.EXPIRED
 
 
-class _Watch:
+class _Watch(NoTally):
     """A tally that tells when a reservation is asked again."""
 
     def __init__(self) -> None:
         self.asked_again_event = asyncio.Event()
-
-    def reserved(self, new: bool) -> None:
-        pass
-
-    def refused(self, err: BaseException) -> None:
-        pass
-
-    def decided(self, decision: str) -> None:
-        pass
 
     def asked_again(self) -> None:
         self.asked_again_event.set()
